@@ -1,0 +1,55 @@
+"""Exceptions the semantics raise; the machine turns each into the architectural exception.
+
+They carry what the syndrome needs, so that one place (the machine's exception entry) builds
+ESR, FAR and the target EL.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ArchFault(Exception):
+    """Base class: an instruction could not complete and must raise an exception."""
+
+
+@dataclass
+class Undefined(ArchFault):
+    """The encoding is UNDEFINED here (EC 0x00)."""
+
+    reason: str = ""
+
+
+@dataclass
+class AlignmentFault(ArchFault):
+    """Data abort, DFSC 0b100001."""
+
+    va: int
+    write: bool
+
+
+@dataclass
+class TranslationFault(ArchFault):
+    """Data abort from translation: DFSC names the kind and level (translation 0b0001LL,
+    permission 0b0011LL, access flag 0b0010LL, address size 0b0000LL)."""
+
+    va: int
+    write: bool
+    dfsc: int
+    stage2: bool = False
+    ipa: int = 0
+
+
+@dataclass
+class TagCheckFault(ArchFault):
+    """Synchronous tag-check fault: data abort, DFSC 0b010001, FAR = the tagged address."""
+
+    va: int
+    write: bool
+
+
+@dataclass
+class SysRegTrap(ArchFault):
+    """A system-register access trapped to a higher EL (EC 0x18), with its ISS."""
+
+    target_el: int
+    iss: int
