@@ -1,0 +1,257 @@
+"""`aarch64mte run PROGRAM`: run an assembly source or an AArch64 ELF and report how it ended.
+
+Exit status: the semihosting exit code when the program made one; otherwise 0 when it fell off
+the end of its text or stopped at a BRK, 1 for an unhandled exception or the instruction limit,
+2 for a usage or input error (reported as one message, never a traceback), 130 on Ctrl-C.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+from dataclasses import dataclass, field
+
+from aarch64mte.errors import InputError, MteError
+
+SOURCE_SUFFIXES = (".S", ".s")
+DEFAULT_MAX_INSNS = 10_000_000
+TCF_MODES = ("none", "sync", "async", "asymm")
+STATUS_USAGE = 2
+STATUS_INTERRUPT = 130
+
+
+# --- option types (checked by argparse, so a bad value is a usage error with status 2) -------
+
+def parse_int(text: str) -> int:
+    """An integer in C notation: 0x.., 0b.., 0o.. or decimal, optionally negative."""
+    try:
+        return int(text.replace("_", ""), 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _bounded(lo: int, hi: int, what: str):
+    def check(text: str) -> int:
+        value = parse_int(text)
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"{what} must be {lo}..{hi}, not {value}")
+        return value
+    return check
+
+
+def _positive(text: str) -> int:
+    value = parse_int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {value}")
+    return value
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected REG=VALUE, not {text!r}")
+    return name.strip().lower(), value.strip()
+
+
+def _range(text: str) -> tuple[str, int]:
+    where, sep, length = text.rpartition(":")
+    if not sep or not where:
+        raise argparse.ArgumentTypeError(f"expected ADDR:LEN, not {text!r}")
+    n = parse_int(length)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"length must be positive in {text!r}")
+    return where.strip(), n
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("program", metavar="PROGRAM",
+                        help="assembly source (.S or .s) or a static AArch64 ELF")
+    parser.add_argument("--profile", choices=("snippet", "virt"),
+                        help="starting state: 'snippet' (default for source) is a ready MTE "
+                             "environment at EL1; 'virt' (default for ELF) is QEMU virt's reset "
+                             "state")
+    parser.add_argument("--el", type=int, choices=(0, 1), help="exception level to start at")
+    parser.add_argument("--tcf", choices=TCF_MODES,
+                        help="tag-check fault mode for the starting EL (SCTLR_EL1.TCF/TCF0)")
+    parser.add_argument("--gmid-bs", type=_bounded(2, 6, "GMID_EL1.BS"), metavar="N",
+                        help="GMID_EL1.BS: LDGM/STGM move 4 << N bytes of tags (2..6)")
+    parser.add_argument("--entry", metavar="SYMBOL|ADDR",
+                        help="start here instead of the image's entry point")
+    parser.add_argument("--set", type=_assignment, action="append", default=[],
+                        metavar="REG=VALUE",
+                        help="set a register (GPR, sp, pc, nzcv or a system register) before "
+                             "running; VALUE may be a number or a symbol (repeatable)")
+    parser.add_argument("--max-insns", type=_positive, default=DEFAULT_MAX_INSNS, metavar="N",
+                        help=f"stop after N instructions (default {DEFAULT_MAX_INSNS:,})")
+    parser.add_argument("--tags", type=_range, action="append", default=[], metavar="ADDR:LEN",
+                        help="after the run, show the allocation tags of LEN bytes at ADDR "
+                             "(a number, symbol or symbol+offset; repeatable)")
+    parser.add_argument("--mem", type=_range, action="append", default=[], metavar="ADDR:LEN",
+                        help="after the run, show LEN bytes of memory at ADDR (repeatable)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object describing the finished run")
+    parser.add_argument("--seed", type=parse_int, metavar="N",
+                        help="seed for IRG's random tags when GCR_EL1.RRND = 1")
+
+
+# --- addresses and values that may name symbols -----------------------------------------------
+
+_TERM = re.compile(r"\s*([+-]?)\s*([A-Za-z_.$][\w.$]*|0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)\s*")
+
+
+def resolve(expr: str, symbols: dict[str, int], what: str = "address") -> int:
+    """Evaluate `sym`, `sym+0x10`, `0x40080000`, `buf-16`, ... against the program's symbols."""
+    pos, total, first = 0, 0, True
+    text = expr.strip()
+    if not text:
+        raise InputError(f"empty {what}")
+    while pos < len(text):
+        m = _TERM.match(text, pos)
+        if not m or m.end() == pos or (not first and not m.group(1)):
+            raise InputError(f"cannot read {what} {expr!r}")
+        sign, atom = m.groups()
+        if atom[0].isdigit():
+            value = int(atom.replace("_", ""), 0)
+        elif atom in symbols:
+            value = symbols[atom]
+        else:
+            raise InputError(f"unknown symbol {atom!r} in {what} {expr!r}")
+        total += -value if sign == "-" else value
+        pos, first = m.end(), False
+    return total & (2**64 - 1)
+
+
+# --- running ----------------------------------------------------------------------------------
+
+@dataclass
+class Dump:
+    """One --tags or --mem request, resolved to an address."""
+    text: str
+    addr: int
+    length: int
+
+
+@dataclass
+class Outcome:
+    machine: object
+    result: object
+    tag_dumps: list = field(default_factory=list)
+    mem_dumps: list = field(default_factory=list)
+
+
+def make_machine(**options):
+    """Build the Machine (a separate function so tests can substitute one)."""
+    from aarch64mte.machine import Machine
+    return Machine(**options)
+
+
+def is_source(path: str) -> bool:
+    return path.endswith(SOURCE_SUFFIXES)
+
+
+def machine_options(args: argparse.Namespace) -> dict:
+    """The Machine's constructor arguments: only those the user chose, plus the profile."""
+    options = {"profile": args.profile or ("snippet" if is_source(args.program) else "virt")}
+    for name in ("el", "tcf", "gmid_bs", "seed"):
+        value = getattr(args, name, None)
+        if value is not None:
+            options[name] = value
+    return options
+
+
+def _known_register(machine, name: str) -> bool:
+    try:
+        machine.reg(name)
+    except (KeyError, ValueError, AttributeError, LookupError, MteError):
+        return False
+    return True
+
+
+def prepare(args: argparse.Namespace):
+    """Build the machine, load the program, apply --entry and --set. Raises InputError."""
+    if not os.path.isfile(args.program):
+        raise InputError("no such file", file=args.program)
+    machine = make_machine(**machine_options(args))
+    machine.load(args.program)
+    symbols = dict(getattr(machine, "symbols", {}) or {})
+    if args.entry is not None:
+        machine.set_reg("pc", resolve(args.entry, symbols, "entry"))
+    for name, text in args.set:
+        if not _known_register(machine, name):
+            raise InputError(f"unknown register {name!r} in --set {name}={text}")
+        value = resolve(text, symbols, f"value for {name}")
+        try:
+            machine.set_reg(name, value)
+        except (KeyError, ValueError, LookupError) as exc:
+            raise InputError(f"cannot set {name}: {exc}") from None
+    tag_dumps = [Dump(t, resolve(t, symbols), n) for t, n in args.tags]
+    mem_dumps = [Dump(t, resolve(t, symbols), n) for t, n in args.mem]
+    return machine, tag_dumps, mem_dumps
+
+
+def run_program(args: argparse.Namespace) -> Outcome:
+    """Prepare and run; Ctrl-C stops the run cleanly (reason 'interrupt')."""
+    machine, tag_dumps, mem_dumps = prepare(args)
+
+    def stop(signum, frame):
+        machine.request_stop()
+
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGINT, stop)
+    except ValueError:          # not the main thread: no handler, Ctrl-C behaves as usual
+        pass
+    try:
+        result = machine.run(max_insns=args.max_insns)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return Outcome(machine, result, tag_dumps, mem_dumps)
+
+
+def exit_status(result) -> int:
+    reason = result.reason
+    if reason == "semihost-exit":
+        return int(result.code or 0) & 0xFF
+    if reason in ("end", "brk"):
+        return 0
+    if reason == "interrupt":
+        return STATUS_INTERRUPT
+    return 1
+
+
+def error(message: str) -> int:
+    print(f"aarch64mte run: error: {message}", file=sys.stderr)
+    return STATUS_USAGE
+
+
+def main(args: argparse.Namespace) -> int:
+    from aarch64mte import report
+
+    try:
+        outcome = run_program(args)
+        data = report.collect(outcome.machine, outcome.result,
+                              tag_dumps=outcome.tag_dumps, mem_dumps=outcome.mem_dumps)
+    except MteError as exc:
+        return error(str(exc))
+    status = exit_status(outcome.result)
+    data["exit"]["status"] = status
+    if args.json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        report.print_summary(data, program=args.program)
+    sys.stdout.flush()
+    return status
+
+
+def _standalone(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="aarch64mte run", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(_standalone())
