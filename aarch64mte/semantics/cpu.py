@@ -29,6 +29,12 @@ class Cpu(Protocol):
     def set_x_or_sp(self, n: int, value: int) -> None:
         """Write X[n] for n < 31, else SP[]."""
 
+    def nzcv(self) -> int:
+        """PSTATE.NZCV in the NZCV register format: N bit 31, Z bit 30, C bit 29, V bit 28."""
+
+    def set_nzcv(self, value: int) -> None:
+        """PSTATE.NZCV = value<31:28> (SUBPS/CMPP); other bits are ignored."""
+
     @property
     def el(self) -> int:
         """PSTATE.EL."""
@@ -64,6 +70,16 @@ class Cpu(Protocol):
     def mem_write_unchecked(self, va: int, data: bytes) -> None:
         """Mem[va, len(data)] = data as a tag-unchecked store (STGP, STZG, DC GZVA):
         translates as a write and may raise a fault; never tag-checked."""
+
+    # Optional bulk forms. The semantics use them when the CPU has them and otherwise fall
+    # back to one mem_tag_read / mem_tag_write per granule, with the same result.
+    def mem_tags_read(self, va: int, count: int) -> "list[int]":
+        """[AArch64.MemTag[va + 16*i] for i in range(count)], va 16-byte aligned and the
+        range inside one translation page (LDGM)."""
+
+    def mem_tags_write(self, va: int, tags: "list[int]") -> None:
+        """AArch64.MemTag[va + 16*i] = tags[i] for each i, same conditions (STGM, STZGM,
+        DC GVA/GZVA)."""
 
     def random_tag(self) -> int:
         """A random 4-bit tag (IRG when GCR_EL1.RRND = 1); seeded, so runs repeat."""

@@ -53,3 +53,11 @@ class SysRegTrap(ArchFault):
 
     target_el: int
     iss: int
+
+
+@dataclass
+class SPAlignmentFault(ArchFault):
+    """SP alignment fault (EC 0x26): an SP-based load/store with SP not 16-byte aligned while
+    SCTLR_ELx.SA (or SA0 at EL0) is 1 (CheckSPAlignment())."""
+
+    sp: int
