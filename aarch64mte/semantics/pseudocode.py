@@ -48,7 +48,7 @@ TCR_EL2_TBID = 1 << 29
 TCR_EL2_TCMA = 1 << 30
 # GCR_EL1: Exclude 15:0, RRND 16
 GCR_EXCLUDE_MASK = 0xFFFF
-GCR_RRND = 1 << 16
+GCR_RRND_BIT = 1 << 16
 GCR_MASK = 0x1FFFF
 # RGSR_EL1: TAG 3:0, SEED 23:8
 RGSR_TAG_MASK = 0xF
@@ -199,7 +199,7 @@ def ChooseTagOrZero(exclude: int, gcr: int, rgsr: int, tag_access_enabled: bool,
     rgsr &= RGSR_MASK
     if not tag_access_enabled:
         return 0, rgsr
-    if gcr & GCR_RRND:
+    if gcr & GCR_RRND_BIT:
         return ChooseRandomNonExcludedTag(exclude, random4), rgsr
     start = rgsr & RGSR_TAG_MASK
     offset, seed = RandomTag(rgsr >> RGSR_SEED_SHIFT)
