@@ -94,7 +94,7 @@ def test_counters():
     assert s.granules_read == 17 and s.granules_written == 7
 
 
-@given(st.integers(0, 0x3FF), st.lists(st.integers(0, 15), min_size=1, max_size=64))
+@given(st.integers(0, 0x3C0), st.lists(st.integers(0, 15), min_size=1, max_size=64))
 def test_set_get_range_round_trip(granule, tags):
     s = make()
     pa = RAM + 16 * granule
