@@ -1,0 +1,42 @@
+"""GNU-as-syntax AArch64 assembler: Keystone for base A64, the isa table for MTE.
+
+    image = assemble(text, filename="<string>", base=0x4008_0000)   # raises errors.InputError
+    image = assemble_file(path, backend="builtin" | "gnu", base=0x4008_0000)
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import InputError
+from ..image import DEFAULT_BASE, Image
+
+__all__ = ["assemble", "assemble_file", "BACKENDS"]
+BACKENDS = ("builtin", "gnu")
+
+
+def assemble(text: str, filename: str = "<string>", base: int = DEFAULT_BASE,
+             backend: str = "builtin") -> Image:
+    """Assemble GNU-as source text into an Image laid out at `base`."""
+    if backend == "gnu":
+        from .gnu import assemble_gnu
+        return assemble_gnu(text, filename, base)
+    if backend != "builtin":
+        raise InputError(f"unknown assembler backend '{backend}' (choose from {', '.join(BACKENDS)})")
+    from .core import Assembler
+    return Assembler(filename, base).run(text)
+
+
+def assemble_file(path: str, backend: str = "builtin", base: int = DEFAULT_BASE) -> Image:
+    """Assemble a .s/.S file (no C preprocessor)."""
+    if not os.path.exists(path):
+        raise InputError("no such file", path)
+    if os.path.isdir(path):
+        raise InputError("is a directory, not an assembly file", path)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError:
+        raise InputError("not a text file (is it a binary?)", path) from None
+    except OSError as e:
+        raise InputError(f"cannot read: {e.strerror}", path) from None
+    return assemble(text, path, base, backend)

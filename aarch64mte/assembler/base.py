@@ -1,0 +1,101 @@
+"""Base A64 (everything that is not MTE) through Keystone, with the checks Keystone lacks.
+
+Keystone 0.9.2 accepts absolute branch targets and computes the PC-relative offset itself,
+but it silently wraps targets that are out of range (where GNU as reports an error), so the
+caller checks ranges with `check_pc_relative` first. It knows no MTE mnemonics (those go
+through the isa table) and nothing after Armv8.0 beyond a few system registers.
+"""
+from __future__ import annotations
+
+import threading
+
+_ks = None
+_lock = threading.Lock()
+_cache: dict[tuple[str, int], bytes] = {}
+
+
+class BaseAsmError(Exception):
+    pass
+
+
+def _keystone():
+    global _ks
+    if _ks is None:
+        from keystone import KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN, Ks
+        _ks = Ks(KS_ARCH_ARM64, KS_MODE_LITTLE_ENDIAN)
+    return _ks
+
+
+def assemble_one(text: str, addr: int, pc_relative: bool) -> bytes:
+    """Machine code for one base A64 instruction at `addr` (4 bytes)."""
+    key = (text, addr if pc_relative else 0)
+    hit = _cache.get(key)
+    if hit is not None:
+        return hit
+    from keystone import KsError
+    with _lock:
+        try:
+            enc, _ = _keystone().asm(text, addr)
+        except KsError as e:
+            raise BaseAsmError(_explain(text, e)) from None
+    if not enc:
+        raise BaseAsmError(f"cannot assemble '{text}'")
+    code = bytes(enc)
+    if len(code) != 4:
+        raise BaseAsmError(f"'{text}' does not fit in one instruction")
+    _cache[key] = code
+    return code
+
+
+def _explain(text: str, e) -> str:
+    msg = str(e)
+    mnemonic = text.split(None, 1)[0].lower() if text.split() else text
+    if "MNEMONICFAIL" in msg:
+        return f"unknown mnemonic '{mnemonic}' in '{text}'"
+    if "INVALIDOPERAND" in msg:
+        return f"invalid operands in '{text}'"
+    if "SYMBOL_MISSING" in msg:
+        return f"undefined symbol in '{text}'"
+    return f"cannot assemble '{text}' (operand out of range or not encodable)"
+
+
+# PC-relative operand ranges (bytes) and required alignment of the offset
+PC_RELATIVE = {
+    "b": (1 << 27, 4), "bl": (1 << 27, 4),
+    "b.cond": (1 << 20, 4), "cbz": (1 << 20, 4), "cbnz": (1 << 20, 4),
+    "ldr": (1 << 20, 4), "ldrsw": (1 << 20, 4), "prfm": (1 << 20, 4),
+    "tbz": (1 << 15, 4), "tbnz": (1 << 15, 4),
+    "adr": (1 << 20, 1), "adrp": (1 << 32, 1),
+}
+CONDITIONS = {"eq", "ne", "cs", "hs", "cc", "lo", "mi", "pl", "vs", "vc", "hi", "ls", "ge", "lt",
+              "gt", "le", "al", "nv"}
+
+
+def pc_relative_kind(mnemonic: str) -> str | None:
+    mn = mnemonic.lower()
+    if mn.startswith("b.") and mn[2:] in CONDITIONS:
+        return "b.cond"
+    return mn if mn in PC_RELATIVE else None
+
+
+def check_pc_relative(kind: str, addr: int, target: int) -> None:
+    span, align = PC_RELATIVE[kind]
+    if kind == "adrp":
+        delta = (target & ~0xFFF) - (addr & ~0xFFF)
+    else:
+        delta = target - addr
+    if delta % align:
+        raise BaseAsmError(f"branch target {target:#x} is not {align}-byte aligned")
+    if not -span <= delta < span:
+        raise BaseAsmError(f"target {target:#x} is out of range of {kind} at {addr:#x} "
+                           f"(offset {delta:#x}, limit +/-{span:#x})")
+
+
+def pc_relative_text(kind: str, mnemonic: str, head: list[str], addr: int, target: int) -> str:
+    """Source Keystone accepts for a PC-relative instruction with a resolved target."""
+    if kind == "adr":
+        delta = target - addr
+        where = f".+{delta}" if delta >= 0 else f".-{-delta}"
+    else:
+        where = f"{target:#x}"
+    return f"{mnemonic} " + ", ".join(head + [where])
