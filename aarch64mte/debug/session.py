@@ -1,0 +1,340 @@
+"""A debugging session over one Machine: breakpoints (with conditions), stepping, running, and
+one description of why execution stopped, shared by the REPL debugger and the GDB stub.
+
+Only the `machine` contract of docs/ARCHITECTURE.md is used, so tests can drive a small fake.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+MASK64 = (1 << 64) - 1
+GRANULE = 16
+
+# Signal numbers as GDB's remote protocol numbers them (Linux values).
+SIGINT, SIGILL, SIGTRAP, SIGBUS, SIGSEGV, SIGXCPU = 2, 4, 5, 7, 11, 24
+# si_code values the Linux kernel uses for the signals above.
+SEGV_MAPERR, SEGV_ACCERR, SEGV_MTEAERR, SEGV_MTESERR = 1, 2, 8, 9
+ILL_ILLOPC, BUS_ADRALN, TRAP_BRKPT = 1, 1, 1
+
+EC_UNKNOWN = 0x00
+EC_DABT_LOWER, EC_DABT_CUR = 0x24, 0x25
+EC_IABT_LOWER, EC_IABT_CUR = 0x20, 0x21
+EC_PC_ALIGN, EC_SP_ALIGN = 0x22, 0x26
+EC_BRK = 0x3C
+
+
+def logical_tag(ptr: int) -> int:
+    return (ptr >> 56) & 0xF
+
+
+def strip_tag(ptr: int) -> int:
+    """The address with the top byte cleared (what TBI ignores)."""
+    return ptr & ((1 << 56) - 1)
+
+
+def is_call(word: int) -> bool:
+    """BL imm26, BLR Xn (and the pointer-authenticated BLRA* forms): instructions that return."""
+    if (word & 0xFC000000) == 0x94000000:
+        return True
+    if (word & 0xFFFFFC1F) == 0xD63F0000:
+        return True
+    return (word & 0xFEFFF800) == 0xD63F0800       # BLRAA/BLRAB/BLRAAZ/BLRABZ
+
+
+@dataclass
+class Breakpoint:
+    number: int
+    addr: int
+    condition: Optional[str] = None
+    temporary: bool = False
+    hits: int = 0
+    enabled: bool = True
+    label: str = ""
+
+
+@dataclass
+class Stop:
+    """Why the program stopped, in terms both front ends need."""
+    reason: str                      # the RunResult reason, or 'step'
+    pc: int
+    signal: int = SIGTRAP
+    si_code: int = 0
+    fault_addr: Optional[int] = None
+    exited: bool = False
+    exit_code: int = 0
+    exception: object = None         # the machine's ExceptionRecord, if one stopped us
+    tag_fault: object = None         # its TagFault, if it was a tag check
+    breakpoint: Optional[Breakpoint] = None
+    message: str = ""
+
+
+def _fault_signal(rec) -> tuple[int, int, Optional[int]]:
+    """(signal, si_code, fault address) for an exception record, as Linux would deliver it."""
+    tf = getattr(rec, "tag_fault", None)
+    ec = getattr(rec, "ec", None)
+    far = getattr(rec, "far", None)
+    if tf is not None:
+        mode = str(getattr(tf, "mode", "sync"))
+        code = SEGV_MTEAERR if mode.startswith("async") else SEGV_MTESERR
+        return SIGSEGV, code, getattr(tf, "va", far)
+    if ec == EC_UNKNOWN:
+        return SIGILL, ILL_ILLOPC, getattr(rec, "pc", None)
+    if ec in (EC_DABT_LOWER, EC_DABT_CUR, EC_IABT_LOWER, EC_IABT_CUR):
+        esr = getattr(rec, "esr", 0) or 0
+        dfsc = esr & 0x3F
+        if dfsc == 0x21:
+            return SIGBUS, BUS_ADRALN, far
+        if (dfsc & 0x3C) == 0x0C:            # permission fault
+            return SIGSEGV, SEGV_ACCERR, far
+        return SIGSEGV, SEGV_MAPERR, far
+    if ec in (EC_PC_ALIGN, EC_SP_ALIGN):
+        return SIGBUS, BUS_ADRALN, far
+    if ec == EC_BRK:
+        return SIGTRAP, TRAP_BRKPT, None
+    return SIGILL, ILL_ILLOPC, getattr(rec, "pc", None)
+
+
+def describe_exception(rec) -> str:
+    kind = getattr(rec, "kind", "exception")
+    ec = getattr(rec, "ec", None)
+    parts = [str(kind)]
+    if ec is not None:
+        parts.append(f"EC 0x{ec:02x}")
+    esr = getattr(rec, "esr", None)
+    if esr is not None:
+        parts.append(f"ESR 0x{esr:08x}")
+    far = getattr(rec, "far", None)
+    if far is not None:
+        parts.append(f"FAR 0x{far:016x}")
+    pc = getattr(rec, "pc", None)
+    if pc is not None:
+        parts.append(f"at 0x{pc:x}")
+    el, from_el = getattr(rec, "el", None), getattr(rec, "from_el", None)
+    if el is not None and from_el is not None:
+        parts.append(f"EL{from_el}->EL{el}")
+    return " ".join(parts)
+
+
+class Session:
+    """Owns the breakpoints and the stepping logic for one machine.
+
+    `run_lock` serializes every use of the machine, so a GDB client's Ctrl-C (which only calls the
+    thread-safe `request_stop`) is the one thing that can happen during a run.
+    """
+
+    def __init__(self, machine, max_insns: int = 10_000_000):
+        self.machine = machine
+        self.max_insns = max_insns
+        self.breakpoints: dict[int, Breakpoint] = {}
+        self._next_bp = 1
+        self.exited: Optional[Stop] = None
+        self.last_stop: Optional[Stop] = None
+        self.run_lock = threading.RLock()
+        #: evaluates a breakpoint condition; the debugger installs its expression evaluator
+        self.condition_eval: Optional[Callable[[str], int]] = None
+
+    # --- breakpoints ----------------------------------------------------------------------------
+    def _machine_bps(self) -> set[int]:
+        return {bp.addr for bp in self.breakpoints.values() if bp.enabled}
+
+    def add_breakpoint(self, addr: int, condition: Optional[str] = None,
+                       temporary: bool = False, label: str = "") -> Breakpoint:
+        addr &= MASK64
+        bp = Breakpoint(self._next_bp, addr, condition, temporary, label=label)
+        self._next_bp += 1
+        already = addr in self._machine_bps()
+        self.breakpoints[bp.number] = bp
+        if not already:
+            self.machine.add_breakpoint(addr)
+        return bp
+
+    def delete_breakpoint(self, number: int) -> Breakpoint:
+        bp = self.breakpoints.pop(number)
+        if bp.addr not in self._machine_bps():
+            self.machine.remove_breakpoint(bp.addr)
+        return bp
+
+    def breakpoints_at(self, addr: int) -> list[Breakpoint]:
+        return [bp for bp in self.breakpoints.values() if bp.enabled and bp.addr == addr]
+
+    def find_breakpoint(self, addr: int) -> Optional[Breakpoint]:
+        for bp in self.breakpoints.values():
+            if bp.addr == addr:
+                return bp
+        return None
+
+    # --- execution ----------------------------------------------------------------------------
+    def pc(self) -> int:
+        return self.machine.reg("pc")
+
+    def _classify(self, result) -> Stop:
+        m = self.machine
+        reason = getattr(result, "reason", "end")
+        pc = getattr(result, "pc", None)
+        if pc is None:
+            pc = m.reg("pc")
+        stop = Stop(reason=reason, pc=pc)
+        if reason == "semihost-exit":
+            stop.exited, stop.exit_code = True, int(result.code or 0) & 0xFF
+            stop.message = f"program exited with code {stop.exit_code}"
+        elif reason == "end":
+            stop.exited, stop.exit_code = True, 0
+            stop.message = "program ran off the end of its text"
+        elif reason == "brk":
+            code = getattr(result, "code", None)
+            stop.signal, stop.si_code = SIGTRAP, TRAP_BRKPT
+            stop.message = f"BRK #0x{code or 0:x}"
+        elif reason == "exception":
+            rec = getattr(result, "exception", None)
+            stop.exception = rec
+            stop.tag_fault = getattr(rec, "tag_fault", None)
+            stop.signal, stop.si_code, stop.fault_addr = _fault_signal(rec)
+            if getattr(rec, "pc", None) is not None:
+                stop.pc = rec.pc
+            stop.message = ("tag-check fault: " if stop.tag_fault is not None else "") + \
+                describe_exception(rec)
+        elif reason == "insn-limit":
+            stop.signal = SIGXCPU
+            stop.message = "instruction limit reached"
+        elif reason == "interrupt":
+            stop.signal = SIGINT
+            stop.message = "interrupted"
+        elif reason == "watchpoint":
+            stop.message = "watchpoint hit"
+        elif reason == "breakpoint":
+            bps = self.breakpoints_at(pc)
+            stop.breakpoint = bps[0] if bps else None
+            stop.message = "breakpoint"
+        else:
+            stop.message = reason
+        return stop
+
+    def _finish(self, stop: Stop) -> Stop:
+        if stop.exited:
+            self.exited = stop
+        self.last_stop = stop
+        return stop
+
+    def _step_raw(self) -> Stop:
+        """One instruction, ignoring a breakpoint on the current PC."""
+        m = self.machine
+        pc = m.reg("pc")
+        here = pc in self._machine_bps()
+        if here:
+            m.remove_breakpoint(pc)
+        try:
+            result = m.step(1)
+        finally:
+            if here:
+                m.add_breakpoint(pc)
+        stop = self._classify(result)
+        if stop.reason in ("step", "breakpoint"):
+            stop.reason, stop.breakpoint = "step", None
+            stop.message = "step"
+        return stop
+
+    def step(self, count: int = 1) -> Stop:
+        """Single-step `count` instructions; stops early at an exit, a fault or a breakpoint."""
+        with self.run_lock:
+            if self.exited:
+                return self.exited
+            stop = None
+            for i in range(max(1, count)):
+                stop = self._step_raw()
+                if stop.reason != "step":
+                    break
+                if i + 1 < count and self._hit_breakpoint(stop.pc):
+                    stop = self._classify_bp(stop.pc)
+                    break
+            return self._finish(stop)
+
+    def _classify_bp(self, pc: int) -> Stop:
+        bps = self.breakpoints_at(pc)
+        return Stop(reason="breakpoint", pc=pc, breakpoint=bps[0] if bps else None,
+                    message="breakpoint")
+
+    def _hit_breakpoint(self, pc: int) -> bool:
+        """True when a breakpoint at pc should stop us (its condition holds); counts the hit."""
+        hit = False
+        for bp in self.breakpoints_at(pc):
+            if bp.condition and self.condition_eval is not None:
+                try:
+                    if not self.condition_eval(bp.condition):
+                        continue
+                except Exception:           # a bad condition stops, as GDB does
+                    pass
+            bp.hits += 1
+            hit = True
+        return hit
+
+    def _drop_temporaries(self, pc: int) -> None:
+        for bp in list(self.breakpoints.values()):
+            if bp.temporary and bp.addr == pc:
+                self.delete_breakpoint(bp.number)
+
+    def cont(self, max_insns: Optional[int] = None) -> Stop:
+        """Run until a breakpoint whose condition holds, a fault, the end, or an interrupt."""
+        budget = self.max_insns if max_insns is None else max_insns
+        with self.run_lock:
+            if self.exited:
+                return self.exited
+            m = self.machine
+            start_insns = self._insns()
+            first = True
+            while True:
+                if first and m.reg("pc") in self._machine_bps():
+                    stop = self._step_raw()             # leave the breakpoint we sit on
+                    if stop.reason != "step":
+                        return self._finish(stop)
+                    if self._hit_breakpoint(stop.pc):
+                        stop = self._classify_bp(stop.pc)
+                        self._drop_temporaries(stop.pc)
+                        return self._finish(stop)
+                first = False
+                used = self._insns() - start_insns
+                left = budget - used if used >= 0 else budget
+                if left <= 0:
+                    return self._finish(Stop(reason="insn-limit", pc=m.reg("pc"),
+                                             signal=SIGXCPU, message="instruction limit reached"))
+                stop = self._classify(m.run(max_insns=left))
+                if stop.reason == "breakpoint":
+                    if not self._hit_breakpoint(stop.pc):
+                        first = True                    # condition false: keep going
+                        continue
+                    stop.breakpoint = (self.breakpoints_at(stop.pc) or [None])[0]
+                    self._drop_temporaries(stop.pc)
+                return self._finish(stop)
+
+    def _insns(self) -> int:
+        counters = getattr(self.machine, "counters", None)
+        if isinstance(counters, dict):
+            return int(counters.get("insns", 0))
+        return int(getattr(counters, "insns", 0) or 0)
+
+    def next(self) -> Stop:
+        """Step one instruction, running through a call (BL/BLR) to the instruction after it."""
+        with self.run_lock:
+            if self.exited:
+                return self.exited
+            pc = self.pc()
+            try:
+                word = int.from_bytes(self.machine.read_mem(pc, 4), "little")
+            except Exception:
+                word = 0
+            if not is_call(word):
+                return self.step()
+            return self.run_to(pc + 4)
+
+    def run_to(self, addr: int) -> Stop:
+        """Continue with a temporary breakpoint at addr (`until ADDR`, `next` over a call)."""
+        bp = self.add_breakpoint(addr, temporary=True)
+        try:
+            return self.cont()
+        finally:
+            if bp.number in self.breakpoints:
+                self.delete_breakpoint(bp.number)
+
+    def request_stop(self) -> None:
+        self.machine.request_stop()
