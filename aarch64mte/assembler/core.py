@@ -848,7 +848,8 @@ class Assembler:
                 raise _Err(f"relocation operator ':{op}:' is not supported")
             if op in ("abs_g0", "abs_g1", "abs_g2") and v >> (16 * (int(op[-1]) + 1)):
                 raise _Err(f"value {v:#x} does not fit :{op}:")
-            return f"{table[op](v):#x}"
+            shift = int(op[5]) * 16 if op.startswith("abs_g") else 0
+            return f"{table[op](v):#x}" + (f", lsl #{shift}" if shift else "")
         if _FLOATISH.match(expr) and ("." in expr or "e" in expr.lower()) and not expr.lower().startswith("0x"):
             return expr
         try:
