@@ -83,3 +83,7 @@ class Cpu(Protocol):
 
     def random_tag(self) -> int:
         """A random 4-bit tag (IRG when GCR_EL1.RRND = 1); seeded, so runs repeat."""
+
+    def probe_write(self, va: int) -> None:
+        """Optional. Translate va as a write (raising its fault) without any effect; used so a
+        multi-granule tag store faults before it changes anything."""

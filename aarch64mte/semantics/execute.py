@@ -177,6 +177,15 @@ def execute_LDG(insn, cpu) -> None:
     cpu.set_x(insn.t, AddressWithAllocationTag(cpu.x(insn.t), tag))
 
 
+def _probe_writes(cpu, addresses) -> None:
+    """Translate every address an instruction will write before it writes any, so that a fault
+    on a later page (ST2G across a page boundary) leaves no partial effect behind."""
+    probe = getattr(cpu, "probe_write", None)
+    if probe is not None and len(addresses) > 1:
+        for address in addresses:
+            probe(address)
+
+
 def _store_tag_op(insn, cpu, granules: int, zero: bool) -> None:
     """STG / STZG / ST2G / STZ2G: tag = AllocationTagFromAddress(Xt|SP); the address
     (pre/offset: Xn + offset; post: Xn) must be 16-byte aligned; zeroing forms clear the data
@@ -190,6 +199,7 @@ def _store_tag_op(insn, cpu, granules: int, zero: bool) -> None:
     if not postindex:
         address = (address + insn.offset) & MASK64
     _check_tag_aligned(address)
+    _probe_writes(cpu, [(address + TAG_GRANULE * i) & MASK64 for i in range(granules)])
     if zero:
         for i in range(granules):
             cpu.mem_write_unchecked((address + TAG_GRANULE * i) & MASK64, bytes(TAG_GRANULE))

@@ -142,6 +142,9 @@ class FakeCpu:
         if self.tag_access_enabled(self._el) and self._tagged(pa):
             self.tags[pa >> 4] = tag & 0xF
 
+    def probe_write(self, va):
+        self._translate(va, True)
+
     def mem_write_unchecked(self, va, data):
         for i in range(len(data)):
             self._translate(va + i, True)

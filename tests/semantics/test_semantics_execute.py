@@ -222,6 +222,23 @@ def test_stzg_st2g_stz2g():
     assert c.tag_at(A + 0x90) == 0 and c.x(1) == A + 0x90
 
 
+def test_stz2g_across_a_page_boundary_faults_before_any_effect():
+    """A faulting instruction has no effect (Arm ARM D1.3: a synchronous exception is taken
+    before the instruction changes state): STZ2G whose second granule is on an unmapped page
+    leaves the first granule's data and tag and the base register as they were."""
+    c = cpu_with()
+    c.mem[:] = b"\xAA" * len(c.mem)
+    page = A + 0x1000
+    c.unmapped_pages.add(page)
+    c.xregs[0] = T(0, 5)
+    c.xregs[1] = page - 16
+    with pytest.raises(faults.TranslationFault) as exc:
+        execute(Insn("STZ2G", form="pre", t=0, n=1, offset=0), c)
+    assert exc.value.va == page and exc.value.write
+    assert c.read(page - 16, 16) == b"\xAA" * 16 and c.tag_at(page - 16) == 0
+    assert c.x(1) == page - 16
+
+
 def test_stgp_stores_pair_and_tag_from_address():
     c = cpu_with()
     c.xregs[2] = 0x1122334455667788
