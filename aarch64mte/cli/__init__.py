@@ -1,0 +1,1 @@
+"""Command line: `aarch64mte <command>`; one module per command (see main.py)."""
