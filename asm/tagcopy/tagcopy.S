@@ -1,10 +1,13 @@
 // tagcopy.S -- what copying allocation tags costs: user-space LDG/STG loops against a kernel
 // entry point that moves tags with LDGM/STGM, plus page clearing and page copying.
 //
-// The program boots at EL1 (the `snippet` profile's default), installs its own exception
-// vectors (VBAR_EL1), lets EL0 use tags, DC ZVA/GZVA and SIMD, and ERETs to the EL0 routine
-// whose address is in x5. Every EL0 routine ends at `el0_done`, which asks EL1 to exit with
-// status 0 through `svc #0` (x8 = 0); the EL1 side leaves by Arm semihosting SYS_EXIT.
+// The program boots at EL1 (the `snippet` profile's default) and sets itself up like a small
+// kernel: its own stage-1 tables (the page holding the EL0 routines is EL0 read/execute and
+// EL1 never-execute, the EL1 code and data are EL1-only, the rest of RAM -- where the pages
+// under test live -- is EL0 read/write), its own exception vectors (VBAR_EL1), tag access,
+// DC ZVA/GZVA and SIMD for EL0; then it ERETs to the EL0 routine whose address is in x5.
+// Every EL0 routine ends at `el0_done`, which asks EL1 to exit with status 0 through `svc #0`
+// (x8 = 0); EL1 leaves by Arm semihosting SYS_EXIT.
 //
 // Registers on entry (set by the harness with set_reg, or `aarch64mte run --set`):
 //   x5  EL0 routine to run: one of the labels below (`--set x5=read_ldg`)
@@ -30,19 +33,7 @@
         .text
         .global _start
 _start:
-        adr     x9, el1_vectors
-        msr     vbar_el1, x9
-        mrs     x9, sctlr_el1
-        orr     x9, x9, #0x4000             // SCTLR_EL1.DZE: DC ZVA/GVA/GZVA allowed at EL0
-        orr     x9, x9, #0x40000000000      // SCTLR_EL1.ATA0: EL0 may access allocation tags
-        msr     sctlr_el1, x9
-        mrs     x9, cpacr_el1
-        orr     x9, x9, #0x300000           // CPACR_EL1.FPEN = 0b11: no FP/SIMD traps
-        msr     cpacr_el1, x9
-        msr     spsr_el1, xzr               // EL0t, interrupts unmasked, TCO = 0
-        msr     elr_el1, x5
-        isb
-        eret
+        b       el1_boot                    // the boot code lives with the EL1 code
 
 // ------------------------------------------------------------------------------------------
 // EL0 routines. Each one is what a VMM or debugger can run in user space today, or the
@@ -209,7 +200,7 @@ el0_done:
 // ------------------------------------------------------------------------------------------
 // EL1: vectors and the kernel services.
 
-        .balign 2048
+        .balign 4096                        // EL1-only from here on
 el1_vectors:
         // Current EL with SP_EL0: synchronous, IRQ, FIQ, SError
         mov     x20, #0
@@ -262,6 +253,63 @@ el1_vectors:
         mov     x20, #15
         b       unexpected
         .balign 128
+
+// Boot: page tables, vectors, EL0 permissions, then ERET to the EL0 routine in x5.
+// Level 1 entry 1 (0x4000_0000..0x7fff_ffff) becomes a table of 2 MiB blocks; its first block
+// becomes a table of 4 KiB pages so that the EL0 text page can differ from the EL1 pages.
+PTE_PAGE  = 0x703                           // valid page, AF, inner shareable, AttrIdx 0
+PTE_BLOCK = 0x701                           // valid block, AF, inner shareable, AttrIdx 0
+el1_boot:
+        adr     x10, l3_table
+        mov     x11, #0x40000000            // PA of the first 4 KiB page
+        mov     x14, #PTE_PAGE
+        adr     x15, _start                 // the EL0 text page
+        mov     x12, #512
+1:      orr     x13, x11, x14
+        cmp     x11, x15
+        b.ne    2f
+        orr     x13, x13, #0xc0             // AP = 0b11: read-only, EL0 too
+        orr     x13, x13, #0x20000000000000 // PXN: EL1 never executes EL0's code
+2:      str     x13, [x10], #8
+        add     x11, x11, #0x1000
+        subs    x12, x12, #1
+        b.ne    1b
+        adr     x10, l2_table
+        adr     x13, l3_table
+        orr     x13, x13, #3                // table descriptor
+        str     x13, [x10], #8
+        mov     x11, #0x40200000            // PA of the second 2 MiB block
+        mov     x14, #PTE_BLOCK
+        orr     x14, x14, #0x40             // AP = 0b01: EL1 and EL0 read/write
+        orr     x14, x14, #0x60000000000000 // UXN and PXN: data only
+        mov     x12, #511
+3:      orr     x13, x11, x14
+        str     x13, [x10], #8
+        add     x11, x11, #0x200000
+        subs    x12, x12, #1
+        b.ne    3b
+        mrs     x10, ttbr0_el1
+        and     x10, x10, #0x0000fffffffff000
+        adr     x13, l2_table
+        orr     x13, x13, #3
+        str     x13, [x10, #8]              // level 1 entry 1 -> our level 2 table
+        dsb     ishst
+        tlbi    vmalle1
+        dsb     ish
+        isb
+        adr     x9, el1_vectors
+        msr     vbar_el1, x9
+        mrs     x9, sctlr_el1
+        orr     x9, x9, #0x4000             // SCTLR_EL1.DZE: DC ZVA/GVA/GZVA allowed at EL0
+        orr     x9, x9, #0x40000000000      // SCTLR_EL1.ATA0: EL0 may access allocation tags
+        msr     sctlr_el1, x9
+        mrs     x9, cpacr_el1
+        orr     x9, x9, #0x300000           // CPACR_EL1.FPEN = 0b11: no FP/SIMD traps
+        msr     cpacr_el1, x9
+        msr     spsr_el1, xzr               // EL0t, interrupts unmasked, TCO = 0
+        msr     elr_el1, x5
+        isb
+        eret
 
 lower_sync:
         mrs     x9, esr_el1
@@ -420,3 +468,10 @@ svc_copy_pages:
         .balign 16
 exit_block:
         .quad   0, 0
+
+        .bss
+        .balign 4096
+l2_table:
+        .skip   4096
+l3_table:
+        .skip   4096

@@ -1,0 +1,183 @@
+"""`aarch64mte bench`: the project's benchmarks.
+
+    aarch64mte bench tagcopy [--quick] [--bs 2,4,6] [--profile neoverse-n2 ...] [--pages ...]
+                             [--measure ...] [--out DIR] [--plot FILE] [--no-plot]
+    aarch64mte bench core [--iterations N] [--repeat N]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        values = []
+        for part in text.split(","):
+            part = part.strip()
+            if ".." in part:
+                lo, hi = part.split("..")
+                lo, hi = int(lo, 0), int(hi, 0)
+                values.extend(range(lo, hi + 1))
+            elif part:
+                values.append(int(part, 0))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers like 1,2,4 or 2..6, not {text!r}")
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected non-negative numbers, not {text!r}")
+    return tuple(values)
+
+
+def _str_list(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def add_tagcopy_arguments(p: argparse.ArgumentParser) -> None:
+    from aarch64mte.bench import tagcopy as tc
+    from aarch64mte.cost import model as cm
+    p.add_argument("--quick", action="store_true",
+                   help=f"small sweep: BS {','.join(map(str, tc.QUICK_BS))}, measure pages "
+                        f"{','.join(map(str, tc.QUICK_MEASURE))}")
+    p.add_argument("--bs", type=_int_list, metavar="LIST",
+                   help="GMID_EL1.BS values to run, e.g. 2..6 or 4,6 (default 2..6)")
+    p.add_argument("--profile", type=_str_list, metavar="LIST", dest="profiles",
+                   help=f"cost profiles (names or TOML paths; default: all of "
+                        f"{', '.join(cm.list_profiles())})")
+    p.add_argument("--ops", type=_str_list, metavar="LIST",
+                   help=f"operations (default all: {','.join(tc.OPERATIONS)})")
+    p.add_argument("--pages", type=_int_list, metavar="LIST",
+                   help="page counts to report (default 1,2,4,...,1024)")
+    p.add_argument("--measure", type=_int_list, metavar="LIST",
+                   help="page counts to emulate; the others come from the exact linear fit "
+                        "through these (default 1,2,4,8; at least 3 to check linearity)")
+    p.add_argument("--all-measured", action="store_true",
+                   help="emulate every reported page count (slow for large counts)")
+    p.add_argument("--seed", type=int, default=1, help="seed of the random tag/data patterns")
+    p.add_argument("--out", type=Path, default=Path("bench-out"), metavar="DIR",
+                   help="directory for tagcopy.csv and tagcopy.json (default bench-out)")
+    p.add_argument("--plot", type=Path, metavar="FILE",
+                   help="where to write the plot (default DIR/tagcopy.png)")
+    p.add_argument("--no-plot", action="store_true", help="do not draw the plot")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="BENCH")
+    sub.required = True
+    tc = sub.add_parser("tagcopy", help="LDG/STG user loops vs LDGM/STGM behind a kernel entry",
+                        description="Run the tag-copy programs on the emulator across page "
+                                    "counts, GMID_EL1.BS and cost profiles; print the modelled "
+                                    "cost and the crossover page count.")
+    add_tagcopy_arguments(tc)
+    core = sub.add_parser("core", help="emulator speed against raw Unicorn")
+    core.add_argument("--iterations", type=int, default=None, metavar="N",
+                      help="loop iterations per program")
+    core.add_argument("--repeat", type=int, default=None, metavar="N",
+                      help="repetitions (best time is kept)")
+    core.add_argument("--qemu", action="store_true",
+                      help="also time QEMU system mode on the same loops, where installed")
+    core.add_argument("--only", type=_str_list, metavar="LIST",
+                      help="run only these workloads (comma-separated names)")
+
+
+def run_tagcopy(args: argparse.Namespace, out=None) -> int:
+    from aarch64mte.bench import tagcopy as tc
+    from aarch64mte.cost import model as cm
+    out = out or sys.stdout
+    quick = bool(getattr(args, "quick", False))
+    bs = args.bs or (tc.QUICK_BS if quick else tc.DEFAULT_BS)
+    bad = [b for b in bs if not 2 <= b <= 6]
+    if bad:
+        print(f"error: GMID_EL1.BS must be 2..6, not {bad}", file=sys.stderr)
+        return 2
+    pages = args.pages or (tc.QUICK_PAGES if quick else tc.DEFAULT_PAGES)
+    measure = args.measure or (tc.QUICK_MEASURE if quick else tc.DEFAULT_MEASURE)
+    if args.all_measured:
+        measure = tuple(sorted(set(pages) | set(measure)))
+    ops = args.ops or tuple(tc.OPERATIONS)
+    unknown = [o for o in ops if o not in tc.OPERATIONS]
+    if unknown:
+        print(f"error: unknown operation(s) {unknown}; known: {', '.join(tc.OPERATIONS)}",
+              file=sys.stderr)
+        return 2
+    profiles = args.profiles or tuple(
+        [cm.DEFAULT_PROFILE] + [p for p in cm.list_profiles() if p != cm.DEFAULT_PROFILE])
+    try:
+        for p in profiles:
+            cm.load_profile(p)
+    except cm.ProfileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    progress_cm = None
+    if not args.no_progress:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn)
+        progress_cm = Progress(TextColumn("{task.description:<34}"), BarColumn(),
+                               MofNCompleteColumn(), TimeElapsedColumn(),
+                               transient=True)
+    try:
+        if progress_cm is not None:
+            with progress_cm as bar:
+                task = bar.add_task("tagcopy", total=None)
+                result = tc.sweep(
+                    ops, bs, measure, pages, profiles, seed=args.seed,
+                    progress=lambda d: bar.update(task, advance=1, description=d),
+                    on_total=lambda n: bar.update(task, total=n))
+        else:
+            result = tc.sweep(ops, bs, measure, pages, profiles, seed=args.seed)
+    except tc.BenchError as e:
+        print(f"tagcopy: FAILED: {e}", file=sys.stderr)
+        return 1
+    except cm.NotLinear as e:
+        print(f"tagcopy: FAILED: counts are not linear in pages: {e}", file=sys.stderr)
+        return 1
+
+    print(f"aarch64mte bench tagcopy: program {tc.PROGRAM.relative_to(tc.REPO_ROOT)}", file=out)
+    print(f"measured (emulated) page counts: {', '.join(map(str, result.measure))}; every "
+          f"other page count is the exact linear fit through them, which every measured point "
+          f"matched exactly.", file=out)
+    print("every run checked: both methods produced the expected tags (and data), hence the "
+          "same ones.\n", file=out)
+    print("Counts per call (constant part) and per page, baseline (boot + exit) subtracted:",
+          file=out)
+    print(tc.count_table(result), file=out)
+    print("", file=out)
+    print("Model: cycles = sum(count[class] * cpi[class]) + exceptions*(entry + kernel.per_call)"
+          " + erets*return + kernel_pages*kernel.per_page  (profiles in aarch64mte/cost/"
+          "profiles/)", file=out)
+    print(tc.crossover_table(result), file=out)
+    print("", file=out)
+    first = result.profiles[0].name
+    for op in result.ops:
+        print(tc.sweep_table(result, first, op), file=out)
+        print("", file=out)
+    paths = tc.write_outputs(result, args.out, plot=not args.no_plot, plot_path=args.plot)
+    print("wrote " + ", ".join(str(p) for p in paths.values()), file=out)
+    return 0
+
+
+def run_core(args: argparse.Namespace) -> int:
+    from aarch64mte.bench.core import format_table, run_core_bench
+    kwargs = {}
+    if args.iterations is not None:
+        kwargs["iterations"] = args.iterations
+    if args.repeat is not None:
+        kwargs["repeat"] = args.repeat
+    if getattr(args, "qemu", False):
+        kwargs["qemu"] = True
+    if getattr(args, "only", None):
+        kwargs["only"] = list(args.only)
+    rows = run_core_bench(**kwargs)
+    print(format_table(rows))
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.bench == "tagcopy":
+        return run_tagcopy(args)
+    if args.bench == "core":
+        return run_core(args)
+    print(f"unknown benchmark {args.bench!r}", file=sys.stderr)
+    return 2
