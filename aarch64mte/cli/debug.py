@@ -1,0 +1,102 @@
+"""`aarch64mte debug PROGRAM [run options]`: step-debug a program at the instruction level.
+
+Interactive by default (history, completion; `help` lists the commands). `-x FILE` runs the
+commands in FILE first; `--batch` runs them (or standard input) with each command echoed, then
+exits: status 0 if every command worked, 1 if one failed, N for `quit N`, 2 for a usage error.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aarch64mte.errors import MteError
+
+STATUS_USAGE = 2
+
+
+def add_machine_options(parser: argparse.ArgumentParser) -> None:
+    """The `run` subcommand's options (profile, EL, TCF, GMID BS, entry, --set, limit, seed)."""
+    from aarch64mte.cli import run
+    adder = getattr(run, "add_machine_arguments", None)
+    if adder is None:
+        run.add_arguments(parser)
+    else:
+        adder(parser)
+    if not any(a.dest == "program" for a in parser._actions):
+        parser.add_argument("program", metavar="PROGRAM",
+                            help="assembly source (.S or .s) or a static AArch64 ELF")
+
+
+def build_machine(args: argparse.Namespace):
+    """A loaded machine with the run options applied; raises MteError for bad input."""
+    from aarch64mte.cli import run
+    maker = getattr(run, "machine_from_args", None)
+    if maker is not None:
+        return maker(args)
+    return run.prepare(args)[0]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_machine_options(parser)
+    parser.add_argument("-x", dest="scripts", action="append", default=[], metavar="FILE",
+                        help="run the debugger commands in FILE first (repeatable)")
+    parser.add_argument("--batch", action="store_true",
+                        help="run the -x files (or standard input) and exit, echoing each "
+                             "command; exit status 1 if any command failed")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour the output (default: when writing to a terminal)")
+
+
+def _console(args):
+    from rich.console import Console
+    force = {"always": True, "never": False}.get(args.color)
+    if force is False or (force is None and not sys.stdout.isatty()):
+        return Console(highlight=False, no_color=True, force_terminal=False, width=200,
+                       emoji=False)
+    return Console(highlight=False, force_terminal=force, emoji=False)
+
+
+def main(args: argparse.Namespace) -> int:
+    from aarch64mte.debug.commands import Debugger, Quit, run_batch
+    from aarch64mte.debug.session import Session
+
+    try:
+        machine = build_machine(args)
+    except MteError as exc:
+        print(f"aarch64mte debug: error: {exc}", file=sys.stderr)
+        return STATUS_USAGE
+    session = Session(machine, max_insns=getattr(args, "max_insns", None) or 10_000_000)
+    debugger = Debugger(session, console=_console(args))
+    lines = []
+    for path in args.scripts:
+        try:
+            with open(path, encoding="utf-8") as f:
+                lines.extend(f.readlines())
+        except OSError as exc:
+            print(f"aarch64mte debug: error: {path}: {exc.strerror}", file=sys.stderr)
+            return STATUS_USAGE
+    if args.batch:
+        if not args.scripts:
+            lines = sys.stdin.readlines()
+        status = run_batch(debugger, lines)
+        sys.stdout.flush()
+        return status
+    if lines:
+        for line in lines:
+            try:
+                debugger.execute(line)
+            except Quit as q:
+                return q.status or 0
+    from aarch64mte.debug.repl import repl
+    debugger.show_pc_line()
+    return repl(debugger)
+
+
+def _standalone(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="aarch64mte debug", description=__doc__.splitlines()[0])
+    add_arguments(parser)
+    return main(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(_standalone())
