@@ -1,0 +1,132 @@
+"""System registers: the MTE ones held in Python, the rest in Unicorn, all by name.
+
+Unicorn's MAX CPU has no MTE: GCR_EL1, RGSR_EL1, TFSR_EL1, TFSRE0_EL1, GMID_EL1 and PSTATE.TCO
+are UNDEFINED there, so the machine holds them here and emulates the guest's MRS/MSR of them.
+ID_AA64PFR1_EL1 reads with MTE = 0b0011 (FEAT_MTE3: asymmetric TCF is offered).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from unicorn import arm64_const as A
+
+# (op0, op1, CRn, CRm, op2) of the registers the machine knows by name.
+ENCODINGS = {
+    "GCR_EL1": (3, 0, 1, 0, 6),
+    "RGSR_EL1": (3, 0, 1, 0, 5),
+    "TFSR_EL1": (3, 0, 5, 6, 0),
+    "TFSRE0_EL1": (3, 0, 5, 6, 1),
+    "GMID_EL1": (3, 1, 0, 0, 4),
+    "TCO": (3, 3, 4, 2, 7),
+    "ID_AA64PFR1_EL1": (3, 0, 0, 4, 1),
+    "SCTLR_EL1": (3, 0, 1, 0, 0),
+    "ACTLR_EL1": (3, 0, 1, 0, 1),
+    "CPACR_EL1": (3, 0, 1, 0, 2),
+    "TTBR0_EL1": (3, 0, 2, 0, 0),
+    "TTBR1_EL1": (3, 0, 2, 0, 1),
+    "TCR_EL1": (3, 0, 2, 0, 2),
+    "SPSR_EL1": (3, 0, 4, 0, 0),
+    "ELR_EL1": (3, 0, 4, 0, 1),
+    "SP_EL0": (3, 0, 4, 1, 0),
+    "ESR_EL1": (3, 0, 5, 2, 0),
+    "FAR_EL1": (3, 0, 6, 0, 0),
+    "PAR_EL1": (3, 0, 7, 4, 0),
+    "MAIR_EL1": (3, 0, 10, 2, 0),
+    "VBAR_EL1": (3, 0, 12, 0, 0),
+    "CONTEXTIDR_EL1": (3, 0, 13, 0, 1),
+    "TPIDR_EL1": (3, 0, 13, 0, 4),
+    "TPIDR_EL0": (3, 3, 13, 0, 2),
+    "TPIDRRO_EL0": (3, 3, 13, 0, 3),
+    "CNTFRQ_EL0": (3, 3, 14, 0, 0),
+    "CNTVCT_EL0": (3, 3, 14, 0, 2),
+    "DCZID_EL0": (3, 3, 0, 0, 7),
+    "MIDR_EL1": (3, 0, 0, 0, 0),
+    "MPIDR_EL1": (3, 0, 0, 0, 5),
+    "ID_AA64PFR0_EL1": (3, 0, 0, 4, 0),
+    "ID_AA64MMFR0_EL1": (3, 0, 0, 7, 0),
+    "ID_AA64ISAR0_EL1": (3, 0, 0, 6, 0),
+    "SP_EL1": (3, 4, 4, 1, 0),
+    "HCR_EL2": (3, 4, 1, 1, 0),
+    "SCTLR_EL2": (3, 4, 1, 0, 0),
+    "TCR_EL2": (3, 4, 2, 0, 2),
+    "VBAR_EL2": (3, 4, 12, 0, 0),
+    "ESR_EL2": (3, 4, 5, 2, 0),
+    "FAR_EL2": (3, 4, 6, 0, 0),
+    "ELR_EL2": (3, 4, 4, 0, 1),
+    "SPSR_EL2": (3, 4, 4, 0, 0),
+    "HPFAR_EL2": (3, 4, 6, 0, 4),
+    "VTCR_EL2": (3, 4, 2, 1, 2),
+    "VTTBR_EL2": (3, 4, 2, 1, 0),
+    "SCR_EL3": (3, 6, 1, 1, 0),
+}
+BY_ENCODING = {v: k for k, v in ENCODINGS.items()}
+
+# Registers Unicorn exposes directly (faster and exact for SP_ELx/ELR/...).
+UC_IDS = {
+    "ELR_EL1": A.UC_ARM64_REG_ELR_EL1,
+    "ESR_EL1": A.UC_ARM64_REG_ESR_EL1,
+    "FAR_EL1": A.UC_ARM64_REG_FAR_EL1,
+    "VBAR_EL1": A.UC_ARM64_REG_VBAR_EL1,
+    "SP_EL0": A.UC_ARM64_REG_SP_EL0,
+    "SP_EL1": A.UC_ARM64_REG_SP_EL1,
+    "TTBR0_EL1": A.UC_ARM64_REG_TTBR0_EL1,
+    "TTBR1_EL1": A.UC_ARM64_REG_TTBR1_EL1,
+    "MAIR_EL1": A.UC_ARM64_REG_MAIR_EL1,
+    "TPIDR_EL0": A.UC_ARM64_REG_TPIDR_EL0,
+    "TPIDRRO_EL0": A.UC_ARM64_REG_TPIDRRO_EL0,
+    "TPIDR_EL1": A.UC_ARM64_REG_TPIDR_EL1,
+    "PAR_EL1": A.UC_ARM64_REG_PAR_EL1,
+    "ELR_EL2": A.UC_ARM64_REG_ELR_EL2,
+    "ESR_EL2": A.UC_ARM64_REG_ESR_EL2,
+    "FAR_EL2": A.UC_ARM64_REG_FAR_EL2,
+    "VBAR_EL2": A.UC_ARM64_REG_VBAR_EL2,
+}
+
+MTE_REGS = ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1")
+
+# RES0 masks on write (Arm ARM register descriptions).
+GCR_MASK = 0x1FFFF                 # RRND (16), Exclude (15:0)
+RGSR_MASK = 0xFFFF0F               # SEED (23:8), TAG (3:0)
+TFSR_MASK = 0x3                    # TF1 (1), TF0 (0)
+
+
+@dataclass
+class MteRegs:
+    """The MTE system registers and PSTATE.TCO, held in Python."""
+
+    gcr_el1: int = 0
+    rgsr_el1: int = 0
+    tfsr_el1: int = 0
+    tfsre0_el1: int = 0
+    gmid_bs: int = 4
+    tco: int = 0
+
+    @property
+    def gmid_el1(self) -> int:
+        return self.gmid_bs & 0xF
+
+    def read(self, name: str) -> int:
+        if name == "GMID_EL1":
+            return self.gmid_el1
+        if name == "TCO":
+            return self.tco << 25
+        return getattr(self, name.lower())
+
+    def write(self, name: str, value: int) -> None:
+        if name == "GCR_EL1":
+            self.gcr_el1 = value & GCR_MASK
+        elif name == "RGSR_EL1":
+            self.rgsr_el1 = value & RGSR_MASK
+        elif name == "TFSR_EL1":
+            self.tfsr_el1 = value & TFSR_MASK
+        elif name == "TFSRE0_EL1":
+            self.tfsre0_el1 = value & TFSR_MASK
+        elif name == "TCO":
+            self.tco = (value >> 25) & 1
+        elif name == "GMID_EL1":
+            pass                   # read-only
+        else:
+            raise KeyError(name)
+
+
+ID_AA64PFR1_MTE3 = 3 << 8
