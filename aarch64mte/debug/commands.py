@@ -171,7 +171,8 @@ class Debugger:
             self.out(f"[bold]Program exited[/] with code {stop.exit_code}"
                      + (" (ran off the end of its text)" if stop.reason == "end" else ""))
             return
-        if stop.reason == "breakpoint" and stop.breakpoint is not None:
+        if stop.reason == "breakpoint" and stop.breakpoint is not None and \
+                stop.breakpoint.label != "internal":
             bp = stop.breakpoint
             kind = "Temporary breakpoint" if bp.temporary else "Breakpoint"
             self.out(f"{kind} {bp.number}, {view.fmt_addr(stop.pc, self.symbolize)}")
@@ -323,7 +324,8 @@ class Debugger:
 
         @c(("breakpoints",), "breakpoints", "list breakpoints")
         def _breakpoints(arg):
-            bps = [bp for bp in self.session.breakpoints.values() if bp.label != "gdb"]
+            bps = [bp for bp in self.session.breakpoints.values()
+                   if bp.label not in ("gdb", "internal")]
             if not bps:
                 self.out("no breakpoints")
             for bp in bps:

@@ -329,7 +329,7 @@ class Session:
 
     def run_to(self, addr: int) -> Stop:
         """Continue with a temporary breakpoint at addr (`until ADDR`, `next` over a call)."""
-        bp = self.add_breakpoint(addr, temporary=True)
+        bp = self.add_breakpoint(addr, temporary=True, label="internal")
         try:
             return self.cont()
         finally:
