@@ -124,3 +124,11 @@ def test_subtract_baseline():
     d = cm.subtract(a, b)
     assert d["by_class"] == {"ldg": 10, "alu": 2}
     assert d["exceptions_taken"] == 1 and d["insns"] == 12
+
+
+def test_tag_traffic_by_block_size():
+    # LDGM moves 4 << BS bytes of tags' worth of granules: BS 2 -> 1, 4 -> 4, 6 -> 16
+    assert cm.tag_traffic({"ldgm": 10}, 2) == (10, 0)
+    assert cm.tag_traffic({"ldgm": 10}, 4) == (40, 0)
+    assert cm.tag_traffic({"ldgm": 10, "stgm": 1}, 6) == (160, 16)
+    assert cm.tag_traffic({"ldg": 3, "st2g": 2, "stgp": 1, "dc_gzva": 1}, 4, dczid_bs=4) == (3, 9)

@@ -54,6 +54,9 @@ SCALARS: tuple[str, ...] = (
     "insns", "tag_granules_read", "tag_granules_written", "data_bytes_read",
     "data_bytes_written", "exceptions_taken", "exception_returns",
 )
+# Further scalars carried through fits when present (the machine's own tag-check counts when
+# the bench replaces the tag traffic by ``tag_traffic``).
+EXTRA_SCALARS: tuple[str, ...] = ("tag_checks", "checked_granules_read", "checked_granules_written")
 
 MEMORY_KEYS: tuple[str, ...] = (
     "per_data_byte_read", "per_data_byte_written", "per_tag_granule_read",
@@ -171,6 +174,9 @@ def flatten(counters: Mapping) -> dict[str, int]:
     flat: dict[str, int] = {}
     for key in SCALARS:
         flat[key] = int(counters.get(key, 0))
+    for key in EXTRA_SCALARS:
+        if key in counters:
+            flat[key] = int(counters[key])
     by_class = counters.get("by_class", {}) or {}
     for cls, n in by_class.items():
         flat[f"class:{cls}"] = int(n)
@@ -225,6 +231,21 @@ def cycles(counters: Mapping, profile: Profile, kernel_pages: float = 0) -> Brea
            + counters.get("tag_granules_read", 0) * profile.per_tag_granule_read
            + counters.get("tag_granules_written", 0) * profile.per_tag_granule_written)
     return Breakdown(float(insn), float(exc), float(kern), float(mem))
+
+
+def tag_traffic(by_class: Mapping[str, int], gmid_bs: int, dczid_bs: int = 4) -> tuple[int, int]:
+    """(granules read, granules written) of allocation-tag storage by the tag instructions of a
+    run, from its class counts: LDG reads one granule, LDGM a GMID_EL1 block (4 << BS bytes),
+    STG/STZG/STGP write one, ST2G/STZ2G two, STGM a GMID block, STZGM and DC GVA/GZVA a
+    DCZID_EL0 block. (The data accesses' tag checks are not tag-storage traffic counted here.)
+    """
+    gm = (4 << gmid_bs) // 16
+    dz = (4 << dczid_bs) // 16
+    n = lambda c: int(by_class.get(c, 0))  # noqa: E731
+    read = n("ldg") + gm * n("ldgm")
+    written = (n("stg") + n("stzg") + n("stgp") + 2 * (n("st2g") + n("stz2g"))
+               + gm * n("stgm") + dz * (n("stzgm") + n("dc_gva") + n("dc_gzva")))
+    return read, written
 
 
 # ------------------------------------------------------------------------------------------
@@ -336,7 +357,7 @@ def summarize(profile: Profile) -> str:
 
 __all__ = [
     "CLASSES", "SCALARS", "Profile", "ProfileError", "load_profile", "list_profiles",
-    "profile_from_dict", "DEFAULT_PROFILE", "flatten", "unflatten", "subtract", "Breakdown",
+    "profile_from_dict", "DEFAULT_PROFILE", "tag_traffic", "flatten", "unflatten", "subtract", "Breakdown",
     "cycles", "LinearFit", "NotLinear", "fit_linear", "CostLine", "cost_line", "crossover",
     "crossover_for", "summarize",
 ]
