@@ -129,6 +129,7 @@ class Session:
         self.max_insns = max_insns
         self.breakpoints: dict[int, Breakpoint] = {}
         self._next_bp = 1
+        self._next_internal = 0
         self.exited: Optional[Stop] = None
         self.last_stop: Optional[Stop] = None
         self.run_lock = threading.RLock()
@@ -142,8 +143,13 @@ class Session:
     def add_breakpoint(self, addr: int, condition: Optional[str] = None,
                        temporary: bool = False, label: str = "") -> Breakpoint:
         addr &= MASK64
-        bp = Breakpoint(self._next_bp, addr, condition, temporary, label=label)
-        self._next_bp += 1
+        if label == "internal":             # not numbered like the user's breakpoints
+            self._next_internal -= 1
+            number = self._next_internal
+        else:
+            number = self._next_bp
+            self._next_bp += 1
+        bp = Breakpoint(number, addr, condition, temporary, label=label)
         already = addr in self._machine_bps()
         self.breakpoints[bp.number] = bp
         if not already:
