@@ -793,7 +793,17 @@ class Assembler:
                     return base_asm.assemble_one(
                         base_asm.pc_relative_text(kind, mn, a[:-1], addr, target), addr, True)
         text = f"{mnemonic} {self._resolve_operands(ops, ev)}" if ops else mnemonic
-        return base_asm.assemble_one(text, addr, False)
+        try:
+            return base_asm.assemble_one(text, addr, False)
+        except base_asm.BaseAsmError:
+            from .extra import ExtraError, encode as encode_extra
+            try:
+                word = encode_extra(mn, ops, ev)
+            except ExtraError as e:
+                raise _Err(str(e)) from None
+            if word is None:
+                raise
+            return word.to_bytes(4, "little")
 
     def _resolve_operands(self, ops: str, ev) -> str:
         """Evaluate every '#expr' (and :lo12:-style operators) and every bare operand that
