@@ -264,3 +264,17 @@ def test_summary_without_json_names_the_fault():
     for text in ("Synchronous Tag Check Fault", "0x96000011", "stale_load", "ldr x3, [x0, #8]",
                  "<- fault"):
         assert text in proc.stdout, text
+
+
+@pytest.mark.parametrize("program", sorted(p.name for p in ASM.glob("*.S")))
+def test_examples_assemble_to_the_same_bytes_with_gnu_as(program):
+    import shutil
+    if not shutil.which("aarch64-linux-gnu-as"):
+        pytest.skip("needs aarch64-linux-gnu-as")
+    from aarch64mte.assembler import assemble_file
+    ours = assemble_file(str(ASM / program))
+    gnu = assemble_file(str(ASM / program), backend="gnu")
+    text = [s for s in ours.segments if "x" in s.flags]
+    assert [(s.addr, s.data) for s in text] == \
+        [(s.addr, s.data) for s in gnu.segments if "x" in s.flags]
+    assert ours.symbols == gnu.symbols
