@@ -54,7 +54,7 @@ MAX_PAGES = REGION // PAGE
 CLEAR_TAG = 0x5              # the logical tag the clears write (pointer bits 59:56)
 
 DEFAULT_PAGES = tuple(2 ** k for k in range(11))           # 1 .. 1024 reported
-DEFAULT_MEASURE = (1, 2, 4, 8)                              # measured; the rest from the fit
+DEFAULT_MEASURE = (1, 2, 4, 8, 16, 32, 64)                  # measured; the rest from the fit
 QUICK_PAGES = (1, 2, 4, 8, 16, 64, 256, 1024)
 QUICK_MEASURE = (1, 2, 3)
 DEFAULT_BS = (2, 3, 4, 5, 6)
@@ -384,6 +384,9 @@ def crossovers(result: SweepResult) -> list[dict]:
             for bs in result.bs_values:
                 loop_line, bulk_line = lines_for(result, op, bs, profile)
                 n = cm.crossover(loop_line, bulk_line)
+                # the kernel's per-page work the bulk method can afford and still win per page
+                own = bulk_line.per_page - OPERATIONS[op].bulk_kernel_pages * profile.kernel_per_page
+                budget = loop_line.per_page - own if OPERATIONS[op].bulk_kernel_pages else None
                 out.append({
                     "profile": profile.name, "op": op, "gmid_bs": bs,
                     "loop_const": round(loop_line.const, 2),
@@ -393,6 +396,7 @@ def crossovers(result: SweepResult) -> list[dict]:
                     "ratio_1": round(bulk_line.at(1) / loop_line.at(1), 3),
                     "ratio_limit": round(bulk_line.per_page / loop_line.per_page, 3),
                     "crossover": n,
+                    "kernel_page_budget": None if budget is None else round(budget, 1),
                 })
     return out
 
@@ -417,7 +421,7 @@ def count_table(result: SweepResult) -> str:
 
 def crossover_table(result: SweepResult) -> str:
     hdr = (f"{'profile':19} {'op':6} {'BS':>2} {'loop cyc/page':>13} {'bulk cyc/page':>13} "
-           f"{'bulk/loop @1':>12} {'@limit':>7} {'crossover':>10}")
+           f"{'bulk/loop @1':>12} {'@limit':>7} {'crossover':>10} {'budget':>7}")
     lines = [hdr, "-" * len(hdr)]
     for c in crossovers(result):
         n = c["crossover"]
@@ -425,7 +429,8 @@ def crossover_table(result: SweepResult) -> str:
         lines.append(
             f"{c['profile']:19} {c['op']:6} {c['gmid_bs']:>2} "
             f"{c['loop_per_page']:>13.1f} {c['bulk_per_page']:>13.1f} "
-            f"{c['ratio_1']:>12.3f} {c['ratio_limit']:>7.3f} {cross:>10}")
+            f"{c['ratio_1']:>12.3f} {c['ratio_limit']:>7.3f} {cross:>10} "
+            f"{'-' if c['kernel_page_budget'] is None else format(c['kernel_page_budget'], '.0f'):>7}")
     return "\n".join(lines)
 
 

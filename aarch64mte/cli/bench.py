@@ -50,7 +50,7 @@ def add_tagcopy_arguments(p: argparse.ArgumentParser) -> None:
                    help="page counts to report (default 1,2,4,...,1024)")
     p.add_argument("--measure", type=_int_list, metavar="LIST",
                    help="page counts to emulate; the others come from the exact linear fit "
-                        "through these (default 1,2,4,8; at least 3 to check linearity)")
+                        "through these (default 1,2,4,...,64; at least 3 to check linearity)")
     p.add_argument("--all-measured", action="store_true",
                    help="emulate every reported page count (slow for large counts)")
     p.add_argument("--seed", type=int, default=1, help="seed of the random tag/data patterns")
@@ -148,6 +148,10 @@ def run_tagcopy(args: argparse.Namespace, out=None) -> int:
           " + erets*return + kernel_pages*kernel.per_page  (profiles in aarch64mte/cost/"
           "profiles/)", file=out)
     print(tc.crossover_table(result), file=out)
+    print("crossover: smallest pages per call from which the bulk method is never dearer; "
+          "budget: kernel cycles per page (lookup, pinning) the bulk method can spend and still "
+          "beat the loop per page -- negative: it loses even with free page lookups.",
+          file=out)
     print("", file=out)
     first = result.profiles[0].name
     for op in result.ops:
