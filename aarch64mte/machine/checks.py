@@ -69,6 +69,8 @@ class AccessInfo:
     size: int                    # bytes the instruction accesses in all (0: the access size)
     written: Tuple[Tuple[int, bool], ...]
     cls: str
+    reads: bool = True           # the instruction makes read accesses
+    writes: bool = False         # ... and/or write accesses
 
 
 def _footprint(insn, mnem: str, regs_before_mem) -> int:
@@ -168,6 +170,9 @@ def analyse(word: int) -> Optional[AccessInfo]:
         info = AccessInfo(mnem, base, index, index_w, index_signed, shift, disp, post, wback,
                           checked, unpriv, rmw, _footprint(insn, mnem, regs_before),
                           tuple(written), instruction_class(insn))
+        info.writes = rmw or mnem.startswith("st") or mnem.startswith("cas") or \
+            mnem.startswith("swp")
+        info.reads = rmw or not info.writes
     _cache[word] = info
     return info
 

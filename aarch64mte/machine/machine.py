@@ -110,7 +110,7 @@ class Machine:
         self._watches = []
         self._eret_hooks: Dict[int, int] = {}
         self._in_fault = False
-        self._cursor = [-1, -1, 0, False]
+        self._cursor = [-1, -1, 0, -1, 0, 0]
         self._rng_state = (seed or 0x5EED) & MASK64
         self._setup_engine()
         self._reset_common()
@@ -666,7 +666,7 @@ class Machine:
             c.data_bytes_written += size
         else:
             c.data_bytes_read += size
-        found = self._locate_access(pa, ltag, size)
+        found = self._locate_access(pa, ltag, size, write)
         if found is None:
             return                                   # a later access of a checked instruction
         pc, info, va = found
@@ -717,30 +717,36 @@ class Machine:
                         return
             g += 16
 
-    def _locate_access(self, pa: int, ltag: int, size: int):
+    def _locate_access(self, pa: int, ltag: int, size: int, write: bool):
         """Which instruction of the current block makes this access (PC is not kept up to date
         inside memory hooks). Registers hold the state just before that instruction, so the
         first memory instruction from the block cursor whose effective address reaches this
-        access is it. Returns (pc, info, va) the first time an instruction is seen in this
-        execution of the block, None for its later accesses."""
+        access, and that makes accesses of this kind, is it. Returns (pc, info, va) at the
+        first access of an instruction, None for its later accesses."""
         c = self.eng.counter
         blk, n = c.last_addr, c.last_size >> 2
         cur = self._cursor
         if cur[0] != c.insns or cur[1] != blk:
-            cur = self._cursor = [c.insns, blk, 0, False]
+            cur = self._cursor = [c.insns, blk, 0, -1, 0, 0]
         i = cur[2]
         rd = self.eng.rd
         off = pa & (PAGE - 1)
         while i < n:
             pc = blk + 4 * i
             info = checks.analyse(self._fetch_word(pc))
-            if info is not None and info.base is not None and info.cls != "system":
-                va = checks.effective_address(info, rd)
-                if ((va >> 56) & 0xF) == ltag and ((off - va) & (PAGE - 1)) < max(info.size, size):
-                    if i == cur[2] and cur[3]:
+            if info is not None and info.base is not None and info.cls != "system" and \
+                    (info.writes if write else info.reads):
+                fp = max(info.size, size)
+                if i == cur[2] and cur[3] >= 0:
+                    # the instruction at the cursor: more of its accesses still to come?
+                    if cur[3] < cur[4] and ((off - cur[5]) & (PAGE - 1)) < fp:
+                        cur[3] += size
                         return None
-                    cur[2], cur[3] = i, True
-                    return pc, info, va
+                else:
+                    va = checks.effective_address(info, rd)
+                    if ((va >> 56) & 0xF) == ltag and ((off - va) & (PAGE - 1)) < fp:
+                        self._cursor = [c.insns, blk, i, size, fp * (2 if info.rmw else 1), va]
+                        return pc, info, va
             i += 1
         return None
 
@@ -813,7 +819,7 @@ class Machine:
         except faults.ArchFault as f:
             self._arch_fault(f, pc)
             return
-        self.eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+        self._advance(pc)
         if self._watches and self._pending is None:
             self._check_tag_watches()
 
@@ -849,7 +855,13 @@ class Machine:
             self._pending = ("stop", RunResult("semihost-exit", e.code, None, pc + 4))
             raise _Stop
         eng.wr(A.UC_ARM64_REG_X0, ret)
-        eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+        self._advance(pc)
+
+    def _advance(self, pc: int) -> None:
+        """PC = pc + 4 from a hook; Unicorn does not notice `until` after a PC write."""
+        self.eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+        if pc + 4 == self.text_end:
+            self.eng.emu_stop()
 
     def _mte_sysreg_name(self, cp) -> Optional[str]:
         return BY_ENCODING.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
@@ -863,7 +875,7 @@ class Machine:
                 pc = self.eng.rd(A.UC_ARM64_REG_PC)
                 rt = self._fetch_word(pc) & 31
                 self.set_x(rt, self.sysreg(name))
-                self.eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+                self._advance(pc)
                 return 1
         except Exception as e:
             self._pending = ("error", e)
@@ -942,7 +954,7 @@ class Machine:
         else:
             eng.mem_write(t0.pa, bytes(size))
         self.counters.data_bytes_written += size
-        eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+        self._advance(pc)
         return 1
 
     # ======================================================================================
