@@ -127,8 +127,10 @@ class Machine:
                     lambda u, off, size, ud: self.board.uart_read(off, size), None,
                     lambda u, off, size, val, ud: self.board.uart_write(off, size, val), None)
         uc.hook_add(UC_HOOK_TLB_FILL, self._on_fill)
-        uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_tagged_access,
-                    begin=self.ram.alias_begin, end=self.ram.alias_end)
+        # The tag-check hook is added the first time a page needs checking: any memory hook
+        # slows every access, so programs that never need one run without it.
+        self._check_hook = None
+        self._need_check_hook = False
         uc.hook_add(UC_HOOK_INTR, self._on_intr)
         uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
         uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
@@ -601,6 +603,9 @@ class Machine:
                             self._next_page_ok(vaddr, page, ltag, el, r):
                         self._fast_pages.add(page)
                     else:
+                        if self._check_hook is None:
+                            self._need_check_hook = True
+                            return False             # refused: retried once the hook exists
                         page = alias(page, ltag)
             elif not (UART_BASE <= pa < UART_BASE + UART_SIZE):
                 self._fill_fault = (vaddr, acc, syndrome.FSC_SYNC_EXTERNAL, el)
@@ -1193,6 +1198,18 @@ class Machine:
                         self._fix_count(pc, True)
                         result = RunResult("watchpoint", None, None, pc)
                         break
+                if err is not None and self._need_check_hook:
+                    self._need_check_hook = False
+                    self._check_hook = self.uc.hook_add(
+                        UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_tagged_access,
+                        begin=self.ram.alias_begin, end=self.ram.alias_end)
+                    self.uc.ctl_flush_tb()
+                    self._fix_count(pc, False)
+                    last = getattr(self, "_last_class", None)
+                    if self.count_classes and self.counters.by_class.get(last):
+                        self.counters.by_class[last] -= 1     # it runs again
+                    self._invalidate()
+                    continue
                 if err is not None and self._fill_fault is not None:
                     self._fix_count(pc, True)
                     self._deliver_fill_fault(pc)
