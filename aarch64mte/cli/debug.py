@@ -15,25 +15,16 @@ STATUS_USAGE = 2
 
 
 def add_machine_options(parser: argparse.ArgumentParser) -> None:
-    """The `run` subcommand's options (profile, EL, TCF, GMID BS, entry, --set, limit, seed)."""
+    """PROGRAM and the `run` options that build the machine (profile, EL, TCF, GMID BS, entry,
+    --set, limit, seed)."""
     from aarch64mte.cli import run
-    adder = getattr(run, "add_machine_arguments", None)
-    if adder is None:
-        run.add_arguments(parser)
-    else:
-        adder(parser)
-    if not any(a.dest == "program" for a in parser._actions):
-        parser.add_argument("program", metavar="PROGRAM",
-                            help="assembly source (.S or .s) or a static AArch64 ELF")
+    run.add_machine_arguments(parser)
 
 
 def build_machine(args: argparse.Namespace):
     """A loaded machine with the run options applied; raises MteError for bad input."""
     from aarch64mte.cli import run
-    maker = getattr(run, "machine_from_args", None)
-    if maker is not None:
-        return maker(args)
-    return run.prepare(args)[0]
+    return run.machine_from_args(args)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

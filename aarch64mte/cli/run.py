@@ -67,6 +67,20 @@ def _range(text: str) -> tuple[str, int]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """`run`'s options: those that build the machine, then the report's."""
+    add_machine_arguments(parser)
+    parser.add_argument("--tags", type=_range, action="append", default=[], metavar="ADDR:LEN",
+                        help="after the run, show the allocation tags of LEN bytes at ADDR "
+                             "(a number, symbol or symbol+offset; repeatable)")
+    parser.add_argument("--mem", type=_range, action="append", default=[], metavar="ADDR:LEN",
+                        help="after the run, show LEN bytes of memory at ADDR (repeatable)")
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object describing the finished run")
+
+
+def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
+    """PROGRAM and the options that build and start the machine; shared by `run`, `debug` and
+    `gdbserver` so the three start a program the same way."""
     parser.add_argument("program", metavar="PROGRAM",
                         help="assembly source (.S or .s) or a static AArch64 ELF")
     parser.add_argument("--profile", choices=("snippet", "virt"),
@@ -86,13 +100,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "running; VALUE may be a number or a symbol (repeatable)")
     parser.add_argument("--max-insns", type=_positive, default=DEFAULT_MAX_INSNS, metavar="N",
                         help=f"stop after N instructions (default {DEFAULT_MAX_INSNS:,})")
-    parser.add_argument("--tags", type=_range, action="append", default=[], metavar="ADDR:LEN",
-                        help="after the run, show the allocation tags of LEN bytes at ADDR "
-                             "(a number, symbol or symbol+offset; repeatable)")
-    parser.add_argument("--mem", type=_range, action="append", default=[], metavar="ADDR:LEN",
-                        help="after the run, show LEN bytes of memory at ADDR (repeatable)")
-    parser.add_argument("--json", action="store_true",
-                        help="print one JSON object describing the finished run")
     parser.add_argument("--seed", type=parse_int, metavar="N",
                         help="seed for IRG's random tags when GCR_EL1.RRND = 1")
 
@@ -187,9 +194,14 @@ def prepare(args: argparse.Namespace):
             machine.set_reg(name, value)
         except (KeyError, ValueError, LookupError) as exc:
             raise InputError(f"cannot set {name}: {exc}") from None
-    tag_dumps = [Dump(t, resolve(t, symbols), n) for t, n in args.tags]
-    mem_dumps = [Dump(t, resolve(t, symbols), n) for t, n in args.mem]
+    tag_dumps = [Dump(t, resolve(t, symbols), n) for t, n in getattr(args, "tags", [])]
+    mem_dumps = [Dump(t, resolve(t, symbols), n) for t, n in getattr(args, "mem", [])]
     return machine, tag_dumps, mem_dumps
+
+
+def machine_from_args(args: argparse.Namespace):
+    """A loaded machine with --entry and --set applied (for `debug` and `gdbserver`)."""
+    return prepare(args)[0]
 
 
 def run_program(args: argparse.Namespace) -> Outcome:
