@@ -82,6 +82,10 @@ class Engine:
         uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        # No exit addresses: emu_start's ``until`` is ignored. Unicorn ends a run at ``until``
+        # by executing a WFI (which traps at EL0 when SCTLR_EL1.nTWI = 0) and afterwards
+        # translates ``until - 1`` to drop its cached code; the machine stops with a code hook.
+        uc.ctl_exits_enabled(True)
         self.uc = uc
         self.handle = uc._uch
         self._u64 = ctypes.c_uint64()
@@ -96,6 +100,7 @@ class Engine:
         self.counter.limit = (1 << 64) - 1
         self.counter.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p)
         self.native_counter = False
+        self._counting = False
         self._keep = []
 
     # --- registers ------------------------------------------------------------------------
@@ -159,8 +164,14 @@ class Engine:
         self._keep.append(h)
         self.native_counter = True
 
-    def emu_start(self, begin: int, until: int, count: int = 0) -> None:
-        self.uc.emu_start(begin, until, 0, count)
+    def emu_start(self, begin: int, count: int = 0) -> None:
+        # A count > 0 makes Unicorn add its counting code hook, which only code translated
+        # afterwards calls: drop the cached code first (Unicorn itself flushes when it removes
+        # the hook again, on the next run without a count).
+        if count > 0 and not self._counting:
+            self.uc.ctl_flush_tb()
+        self._counting = count > 0
+        self.uc.emu_start(begin, 0, 0, count)
 
     def emu_stop(self) -> None:
         uclib.uc_emu_stop(self.handle)

@@ -109,6 +109,7 @@ class Machine:
         self._bp_skip = None
         self._watches = []
         self._eret_hooks: Dict[int, int] = {}
+        self._end_hook = None
         self._in_fault = False
         self._cursor = [-1, -1, 0, -1, 0, 0]
         self._rng_state = (seed or 0x5EED) & MASK64
@@ -187,6 +188,7 @@ class Machine:
         self.image = image
         self.symbols = dict(image.symbols)
         self.text_end = image.text_end
+        self._hook_text_end()
         for seg in image.segments:
             self.write_mem(seg.addr, seg.data, physical=True)
             self._hook_erets(seg.addr, seg.data)
@@ -225,6 +227,20 @@ class Machine:
         eng.cp_write(*ENCODINGS["CPACR_EL1"], 0)
         self._set_pstate(0x3C5)
         self.mte.rgsr_el1 = 0
+
+    def _hook_text_end(self) -> None:
+        """Stop at the end of .text with a code hook bounded to that address (the engine
+        has no exit addresses: see ``Engine``)."""
+        if self._end_hook is not None:
+            self.uc.hook_del(self._end_hook)
+            self._end_hook = None
+        if self.text_end:
+            a = self.text_end
+            self._end_hook = self.uc.hook_add(UC_HOOK_CODE, self._on_text_end, begin=a, end=a)
+        self.uc.ctl_flush_tb()
+
+    def _on_text_end(self, uc, addr, size, ud) -> None:
+        self.eng.emu_stop()
 
     def _hook_erets(self, addr: int, data: bytes) -> None:
         for off in range(0, len(data) - 3, 4):
@@ -1022,6 +1038,8 @@ class Machine:
     # Instruction classes (count_classes=True)
     # ======================================================================================
     def _on_code_classes(self, uc, addr, size, ud) -> None:
+        if addr == self.text_end:
+            return                          # the run stops before it
         try:
             info = checks.analyse(self._fetch_word(addr))
             k = info.cls if info is not None else "other"
@@ -1168,7 +1186,7 @@ class Machine:
                     self._bp_skip = pc
                 err = None
                 try:
-                    eng.emu_start(pc, until, remaining if finishing else 0)
+                    eng.emu_start(pc, remaining if finishing else 0)
                 except UcError as e:
                     err = e
                 self._bp_skip = None

@@ -324,9 +324,8 @@ def test_async_tf1_for_upper_addresses():
     assert m.reg("x1") == 3
 
 
-@pytest.mark.xfail(reason="known bug: a load through a tag alias at EL0 that passes its check "
-                          "then traps as UNDEFINED in the engine")
 def test_async_from_el0_sets_tfsre0():
+    # D10 (TCF0 = 2 at EL0): a failed check sets TFSRE0_EL1.TF0 (bit 55 = 0), not TFSR_EL1
     m, r = run(TAGGED + "mov x9, #6\norr x8, x0, x9, lsl #56\nldr x5, [x8]\n" + DATA,
                tcf="async", el=0)
     assert r.reason == "end" and m.reg("tfsre0_el1") == 1 and m.reg("tfsr_el1") == 0
@@ -420,6 +419,21 @@ def test_eret_to_el0_then_lower_el_abort_vector():
     assert m.reg("x22") == m.symbols["el0"] and m.reg("x3") == 1 << 2
     assert m.reg("x4") & 0xF == 0                      # SPSR.M = EL0t
     assert m.counters.exception_returns == 1 and m.counters.exceptions_taken == 1
+
+
+@pytest.mark.parametrize("body", ["mov x0, #1\nmov x1, #2\n",
+                                  "adr x0, buf\nldr x1, [x0]\nmov x2, #3\n.data\nbuf: .quad 7\n"])
+def test_el0_runs_to_end_of_text(body):
+    # Running off the end of .text at EL0 ends the run: nothing at EL0 executes a WFI
+    # (which SCTLR_EL1.nTWI = 0 would trap to EL1).
+    m, r = run(body, el=0)
+    assert r.reason == "end" and r.exception is None and m.counters.insns == body.count("\n") - 2 * ("buf" in body)
+
+
+def test_el0_checked_load_that_passes_then_end():
+    m, r = run(TAGGED + "ldr x5, [x1]\nldr x6, [x1, #40]\n" + DATA, el=0)
+    assert r.reason == "end" and m.reg("x5") == 0x1111111111111111
+    assert m.reg("x6") == 0x6666666666666666 and not m.tag_faults and m.counters.insns == 11
 
 
 def test_el0_snippet_svc_stops_with_exception():
