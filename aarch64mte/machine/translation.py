@@ -153,9 +153,11 @@ class Stage1:
         pxn = (desc >> 53) & 1 or pxn_table
         uxn = (desc >> 54) & 1 or uxn_table
         if el == 0:
-            perms = 0
+            # AArch64.S1DirectBasePermissions: AP[1] (and APTable) govern EL0 data access
+            # only; EL0 execution is UXN alone, so AP[2:1] = 00 with UXN = 0 is execute-only.
+            perms = 0 if uxn else PROT_X
             if el0_access:
-                perms = PROT_R | (PROT_W if writable else 0) | (0 if uxn else PROT_X)
+                perms |= PROT_R | (PROT_W if writable else 0)
         else:
             # EL1 cannot execute memory EL0 can write (AArch64.S1DirectBasePermissions).
             el0_writable = el0_access and writable

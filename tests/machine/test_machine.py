@@ -390,35 +390,64 @@ def test_tag_fault_into_guest_vector_tco_set_and_restored():
     assert m.counters.exceptions_taken == 1 and m.counters.exception_returns == 1
 
 
-def test_eret_to_el0_then_lower_el_abort_vector():
-    # The el=1 snippet map gives EL0 no access (AP = 00), so the ERET lands at EL0 and its
-    # first fetch takes an instruction abort to EL1: EC 0x20 (lower EL), IFSC permission
-    # level 1 (the map uses 1 GiB level-1 blocks), vector VBAR_EL1 + 0x400, ELR = the target.
-    src = """
-        adr x0, vectors
-        msr vbar_el1, x0
-        adr x0, el0
-        msr elr_el1, x0
-        msr spsr_el1, xzr
-        eret
-    el0:
-        mov x1, #1
-        .balign 2048
-    vectors:
-        .space 0x400
-        mrs x21, esr_el1
-        mrs x22, elr_el1
-        mrs x3, CurrentEL
-        mrs x4, spsr_el1
-        b done
-    done: nop
-    """
-    m, r = run(src)
+ERET_TO_EL0 = """
+    adr x0, vectors
+    msr vbar_el1, x0
+    adr x0, el0
+    msr elr_el1, x0
+    msr spsr_el1, xzr
+    adr x5, el0
+    eret
+el0:
+    ldr x1, [x5]
+    .balign 2048
+vectors:
+    .space 0x400
+    mrs x21, esr_el1
+    mrs x22, elr_el1
+    mrs x3, CurrentEL
+    mrs x4, spsr_el1
+    mrs x6, far_el1
+    b done
+done: nop
+"""
+
+
+def _ram_block_descriptor(m):
+    """PA of the snippet map's level-1 descriptor for the first GiB of RAM."""
+    from aarch64mte.machine import profiles
+    from aarch64mte.machine.memory import RAM_BASE
+    table = RAM_BASE + m.ram.size - profiles.TABLES_SIZE
+    return table + 8 * (RAM_BASE >> 30)
+
+
+def test_eret_to_el0_uxn_then_lower_el_instruction_abort():
+    # With UXN = 1 on the block (AP = 00: no EL0 data access either), the ERET lands at EL0
+    # and its first fetch takes an instruction abort to EL1: EC 0x20 (lower EL), IFSC
+    # permission level 1 (1 GiB level-1 blocks), vector VBAR_EL1 + 0x400, ELR = the target.
+    m = Machine()
+    m.load_image(assemble(ERET_TO_EL0))
+    d = _ram_block_descriptor(m)
+    desc = int.from_bytes(m.read_mem(d, 8, physical=True), "little")
+    m.write_mem(d, (desc | 1 << 54).to_bytes(8, "little"), physical=True)
+    r = m.run(1000)
     assert r.reason == "end"
     assert m.reg("x21") == (0x20 << 26) | (1 << 25) | 0x0D
     assert m.reg("x22") == m.symbols["el0"] and m.reg("x3") == 1 << 2
     assert m.reg("x4") & 0xF == 0                      # SPSR.M = EL0t
     assert m.counters.exception_returns == 1 and m.counters.exceptions_taken == 1
+
+
+def test_el0_execute_only_page_runs_and_data_read_faults():
+    # AArch64.S1DirectBasePermissions: AP[2:1] = 00 gives EL0 no data access, but EL0
+    # execution depends only on UXN (0 here): the EL0 code runs (execute-only), and its load
+    # from the same page takes a permission fault: data abort from a lower EL, EC 0x24,
+    # DFSC 0b001101 (permission, level 1), WnR 0, FAR = the address.
+    m, r = run(ERET_TO_EL0)
+    assert r.reason == "end"
+    assert m.reg("x21") == (0x24 << 26) | (1 << 25) | 0x0D
+    assert m.reg("x22") == m.symbols["el0"] and m.reg("x6") == m.symbols["el0"]
+    assert m.reg("x4") & 0xF == 0 and m.reg("x1") == 0
 
 
 @pytest.mark.parametrize("body", ["mov x0, #1\nmov x1, #2\n",
