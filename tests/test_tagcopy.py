@@ -96,9 +96,6 @@ def test_read_ldg_counters_exact(image):
     assert d["exceptions_taken"] == 0 and d["exception_returns"] == 0
 
 
-@pytest.mark.xfail(strict=False, reason="the machine's tag_granules_* count granules its tag "
-                   "checks looked at, and data_bytes_* only accesses its checker saw; LDG/STG/"
-                   "LDGM/STGM tag traffic and accesses to uniformly tagged pages are not counted")
 def test_machine_counts_tag_storage_traffic_and_data_bytes(image):
     base = tc.baseline(4, image)
     rec = tc.run_operation(tc.OPERATIONS["read"], "loop", 1, 4, image=image)
@@ -174,6 +171,8 @@ def test_tiny_program_counters_exact():
         "irg": 1, "addg": 1}
     assert c["insns"] == 13
     assert cm.tag_traffic(c["by_class"], 4) == (2, 3)
+    assert (c["tag_granules_read"], c["tag_granules_written"]) == (2, 3)   # the machine agrees
+    assert (c["data_bytes_read"], c["data_bytes_written"]) == (16, 8)
     assert c["exceptions_taken"] == 0 and c["exception_returns"] == 0
     assert list(m.read_tags(0x4100_0000, 64)) == [5, 0, 5, 5]
     assert m.reg("x3") >> 56 & 0xF == 5

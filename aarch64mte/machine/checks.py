@@ -71,6 +71,8 @@ class AccessInfo:
     cls: str
     reads: bool = True           # the instruction makes read accesses
     writes: bool = False         # ... and/or write accesses
+    rbytes: int = 0              # data bytes the instruction reads when it executes
+    wbytes: int = 0              # ... and writes (a read-modify-write counts both)
 
 
 def _footprint(insn, mnem: str, regs_before_mem) -> int:
@@ -90,6 +92,25 @@ def _footprint(insn, mnem: str, regs_before_mem) -> int:
             return n * _ELEM.get(arr[-1:], 0)
         return n * _ARRANGE.get(arr, 16)
     return 0
+
+
+def _data_bytes(insn, mnem: str, regs_before_mem) -> int:
+    """Bytes of data one execution of a load/store moves in each direction."""
+    if mnem.startswith("prf") or not regs_before_mem:
+        return 0
+    if mnem == "ldpsw":
+        return 8
+    if mnem in _PAIRS or mnem.startswith("casp"):
+        return 2 * _REGBYTES.get(regs_before_mem[-1][0], 8)
+    if _SIMD_LS.match(mnem):
+        return _footprint(insn, mnem, regs_before_mem)
+    if mnem.endswith("sw"):
+        return 4
+    if mnem.endswith("b"):
+        return 1
+    if mnem.endswith("h"):
+        return 2
+    return _REGBYTES.get(regs_before_mem[-1][0], 8)
 
 
 def instruction_class(insn) -> str:
@@ -173,6 +194,11 @@ def analyse(word: int) -> Optional[AccessInfo]:
         info.writes = rmw or mnem.startswith("st") or mnem.startswith("cas") or \
             mnem.startswith("swp")
         info.reads = rmw or not info.writes
+        if info.cls in ("load", "store", "load_pair", "store_pair", "simd") and \
+                (mnem.startswith("ld") or mnem.startswith("st") or rmw):
+            n = _data_bytes(insn, mnem, regs_before)
+            info.rbytes = n if info.reads else 0
+            info.wbytes = n if info.writes else 0
     _cache[word] = info
     return info
 

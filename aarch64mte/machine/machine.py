@@ -20,7 +20,7 @@ import threading
 from dataclasses import dataclass
 from typing import Dict, List, Optional
 
-from unicorn import (UcError, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_READ,
+from unicorn import (UcError, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR, UC_HOOK_MEM_READ,
                      UC_HOOK_MEM_WRITE, UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE)
 from unicorn import arm64_const as A
 
@@ -110,6 +110,8 @@ class Machine:
         self._watches = []
         self._eret_hooks: Dict[int, int] = {}
         self._end_hook = None
+        self._blocks: Dict[bytes, tuple] = {}   # block code -> decoded classes and bytes
+        self._class_block = None                # (addr, size, entries) of the last block
         self._in_fault = False
         self._cursor = [-1, -1, 0, -1, 0, 0]
         self._rng_state = (seed or 0x5EED) & MASK64
@@ -136,9 +138,9 @@ class Machine:
         uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
         uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
         uc.hook_add(UC_HOOK_INSN, self._on_sys, aux1=A.UC_ARM64_INS_SYS)
-        if self.count_classes:
-            uc.hook_add(UC_HOOK_CODE, self._on_code_classes)
         eng.install_counter(self._py_block_counter)
+        if self.count_classes:                      # after the counter: it reads its state
+            uc.hook_add(UC_HOOK_BLOCK, self._on_block_classes)
 
     def _reset_common(self) -> None:
         eng = self.eng
@@ -453,6 +455,8 @@ class Machine:
 
     def mem_write_unchecked(self, va: int, data: bytes) -> None:
         n, off = len(data), 0
+        if self.count_classes:
+            self.counters.data_bytes_written += n      # STGP, STZG, STZGM, DC GZVA
         while off < n:
             a = va + off
             k = min(n - off, (a | 0xFFF) + 1 - a)
@@ -683,10 +687,6 @@ class Machine:
         ltag = (addr >> ALIAS_SHIFT) & 0xF
         write = access == UC_MEM_WRITE
         c = self.counters
-        if write:
-            c.data_bytes_written += size
-        else:
-            c.data_bytes_read += size
         found = self._locate_access(pa, ltag, size, write)
         if found is None:
             return                                   # a later access of a checked instruction
@@ -718,9 +718,9 @@ class Machine:
             if tagged:
                 atag = self.tags.get(gpa)
                 if write:
-                    c.tag_granules_written += 1
+                    c.checked_granules_written += 1
                 else:
-                    c.tag_granules_read += 1
+                    c.checked_granules_read += 1
                 if atag != ltag:
                     tcf = (r.sctlr >> (38 if ael == 0 else 40)) & 3
                     mode = checks.fault_mode(tcf, reading, write or info.rmw)
@@ -828,18 +828,17 @@ class Machine:
 
     def _run_mte(self, insn, pc: int) -> None:
         self.counters.mte_insns += 1
-        if self.count_classes:
-            k = insn.name.lower().replace(" ", "_")
-            if k in ("cmpp",):
-                k = "subps"
-            if insn.name in ("MRS", "MSR", "MSR TCO imm") or k.startswith("dc_c"):
-                k = "system"
-            self._class_fix(k)
+        tags = self.tags
+        r0, w0 = tags.granules_read, tags.granules_written
         try:
             execute_mte(insn, self)
         except faults.ArchFault as f:
             self._arch_fault(f, pc)
             return
+        finally:
+            # allocation-tag storage traffic of the instruction (tag checks count apart)
+            self.counters.tag_granules_read += tags.granules_read - r0
+            self.counters.tag_granules_written += tags.granules_written - w0
         self._advance(pc)
         if self._watches and self._pending is None:
             self._check_tag_watches()
@@ -936,8 +935,6 @@ class Machine:
         pc = eng.rd(A.UC_ARM64_REG_PC)
         ps = eng.rd(A.UC_ARM64_REG_PSTATE)
         el = (ps >> 2) & 3
-        if self.count_classes:
-            self._class_fix("dc_zva")
         size = 4 << (eng.cp_read(*ENCODINGS["DCZID_EL0"]) & 0xF)
         if el == 0 and not (self._regs().sctlr >> 14) & 1:      # SCTLR_EL1.DZE
             return 0                                            # Unicorn raises the trap
@@ -950,11 +947,12 @@ class Machine:
             return 1
         if t0.tagged and self._checkable(va, el, r):
             ltag = (va >> 56) & 0xF
+            self.counters.tag_checks += 1
             for i in range(size // 16):
                 gpa = t0.pa + 16 * i
                 if self.ram.contains(gpa):
                     atag = self.tags.get(gpa)
-                    self.counters.tag_granules_written += 1
+                    self.counters.checked_granules_written += 1
                     if atag != ltag:
                         tcf = (r.sctlr >> (38 if el == 0 else 40)) & 3
                         mode = checks.fault_mode(tcf, False, True)
@@ -974,7 +972,8 @@ class Machine:
             self.ram.zero(t0.pa, size)
         else:
             eng.mem_write(t0.pa, bytes(size))
-        self.counters.data_bytes_written += size
+        if self.count_classes:
+            self.counters.data_bytes_written += size
         self._advance(pc)
         return 1
 
@@ -1037,28 +1036,78 @@ class Machine:
     # ======================================================================================
     # Instruction classes (count_classes=True)
     # ======================================================================================
-    def _on_code_classes(self, uc, addr, size, ud) -> None:
-        if addr == self.text_end:
-            return                          # the run stops before it
+    def _on_block_classes(self, uc, addr, size, ud) -> None:
+        """Count a block's instruction classes and the data bytes its loads and stores move,
+        from the block's decoded instructions (``_fix_count`` takes back what a stop cut)."""
+        c = self.eng.counter
+        if c.last_addr != addr or c.last_size != size:
+            return                                  # the counter stopped before this block
         try:
-            info = checks.analyse(self._fetch_word(addr))
-            k = info.cls if info is not None else "other"
-            bc = self.counters.by_class
-            bc[k] = bc.get(k, 0) + 1
-            self._last_class = k
-        except Exception:
-            pass
-
-    def _class_fix(self, k: str) -> None:
-        """An instruction the code hook classified by capstone is really ``k``."""
+            entries, totals, rsum, wsum = self._block_info(addr, size)
+        except Exception as e:
+            self._pending = ("error", e)
+            self.eng.emu_stop()
+            return
         bc = self.counters.by_class
-        last = getattr(self, "_last_class", None)
-        if last is not None and bc.get(last):
-            bc[last] -= 1
-            if not bc[last]:
-                del bc[last]
-        bc[k] = bc.get(k, 0) + 1
-        self._last_class = None
+        for k, n in totals:
+            bc[k] = bc.get(k, 0) + n
+        self.counters.data_bytes_read += rsum
+        self.counters.data_bytes_written += wsum
+        self._class_block = (addr, size, entries)
+
+    def _block_info(self, addr: int, size: int):
+        code = b"".join(self._fetch_word(addr + i).to_bytes(4, "little")
+                        for i in range(0, size, 4))
+        hit = self._blocks.get(code)
+        if hit is None:
+            entries = tuple(self._static_class(int.from_bytes(code[i:i + 4], "little"))
+                            for i in range(0, size, 4))
+            totals = {}
+            for k, _, _ in entries:
+                totals[k] = totals.get(k, 0) + 1
+            hit = self._blocks[code] = (entries, tuple(totals.items()),
+                                        sum(e[1] for e in entries), sum(e[2] for e in entries))
+        return hit
+
+    @staticmethod
+    def _static_class(word: int):
+        """(class, data bytes read, data bytes written) of one instruction word; MTE
+        instructions move their data in the trap path (``mem_write_unchecked``)."""
+        insn = isa.decode(word)
+        if insn is not None:
+            k = insn.name.lower().replace(" ", "_")
+            if k == "cmpp":
+                k = "subps"
+            if insn.name in ("MRS", "MSR", "MSR TCO imm") or k.startswith("dc_c"):
+                k = "system"
+            return k, 0, 0
+        info = checks.analyse(word)
+        if info is None:
+            return "other", 0, 0
+        return info.cls, info.rbytes, info.wbytes
+
+    def _uncount_classes(self, a: int, s: int, keep: int, completed: bool) -> None:
+        """The block at ``a`` (``s`` bytes) ran only its first ``keep`` instructions; the last
+        of them did not complete its accesses unless ``completed``."""
+        cb = self._class_block
+        if cb is None or cb[0] != a or cb[1] != s:
+            return
+        entries = list(cb[2])
+        bc = self.counters.by_class
+        cnt = self.counters
+        for k, r, w in entries[keep:]:
+            bc[k] -= 1
+            if not bc[k]:
+                del bc[k]
+            cnt.data_bytes_read -= r
+            cnt.data_bytes_written -= w
+        del entries[keep:]
+        if keep and not completed:
+            k, r, w = entries[-1]
+            cnt.data_bytes_read -= r
+            cnt.data_bytes_written -= w
+            entries[-1] = (k, 0, 0)
+        self._class_block = (a, 4 * keep, entries)
 
     # ======================================================================================
     # Debugging
@@ -1144,13 +1193,18 @@ class Machine:
         """Execute exactly n instructions (an exception entry counts as one)."""
         return self._run(n, step=True)
 
-    def _fix_count(self, pc: int, executed_at_pc: bool) -> None:
-        """The block counter counted the whole block that a stop cut short."""
+    def _fix_count(self, pc: int, executed_at_pc: bool, completed: bool = True) -> None:
+        """The block counter counted the whole block that a stop cut short. The instruction
+        at ``pc`` counts if ``executed_at_pc`` (an exception entry counts as one); its data
+        accesses count only if it also ``completed``."""
         c = self.eng.counter
         a, s = c.last_addr, c.last_size
         if s and a <= pc < a + s:
-            c.insns -= (a + s - pc) // 4 - (1 if executed_at_pc else 0)
-            c.last_size = pc - a + (4 if executed_at_pc else 0)
+            keep = (pc - a) // 4 + (1 if executed_at_pc else 0)
+            c.insns -= s // 4 - keep
+            c.last_size = 4 * keep
+            if self.count_classes:
+                self._uncount_classes(a, s, keep, completed or not executed_at_pc)
 
     def _sync_counters(self) -> None:
         self.counters.insns = self.eng.counter.insns
@@ -1206,7 +1260,7 @@ class Machine:
                         if res.reason == "semihost-exit":
                             self._fix_count(pc - 4, True)
                         elif res.exception is not None:
-                            self._fix_count(res.exception.pc, True)
+                            self._fix_count(res.exception.pc, True, completed=False)
                         else:
                             self._fix_count(pc, False)
                         res.pc = eng.rd(A.UC_ARM64_REG_PC)
@@ -1222,14 +1276,11 @@ class Machine:
                         UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE, self._on_tagged_access,
                         begin=self.ram.alias_begin, end=self.ram.alias_end)
                     self.uc.ctl_flush_tb()
-                    self._fix_count(pc, False)
-                    last = getattr(self, "_last_class", None)
-                    if self.count_classes and self.counters.by_class.get(last):
-                        self.counters.by_class[last] -= 1     # it runs again
+                    self._fix_count(pc, False)                  # it runs again
                     self._invalidate()
                     continue
                 if err is not None and self._fill_fault is not None:
-                    self._fix_count(pc, True)
+                    self._fix_count(pc, True, completed=False)
                     self._deliver_fill_fault(pc)
                     result = self._take_stop()
                     continue
@@ -1238,7 +1289,7 @@ class Machine:
                     result = RunResult("interrupt", None, None, pc)
                     break
                 if err is not None:
-                    self._fix_count(pc, True)
+                    self._fix_count(pc, True, completed=False)
                     rec = ExceptionRecord("engine", 0, 0, None, self.el, self.el, pc)
                     rec.error = str(err)
                     self.exception_log.append(rec)
@@ -1278,7 +1329,7 @@ class Machine:
                 eng.wr(uid, v)
         eng.wr(A.UC_ARM64_REG_PC, f.pc)
         self._in_fault = False
-        self._fix_count(f.pc, True)
+        self._fix_count(f.pc, True, completed=False)
         el = self.el
         esr = syndrome.data_abort_esr(syndrome.FSC_TAG_CHECK, f.write, el == 1)
         try:

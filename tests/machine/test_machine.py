@@ -488,3 +488,106 @@ def test_breakpoint_and_resume():
     assert m.counters.insns == 1
     r = m.run()
     assert r.reason == "end" and m.reg("x0") == 3 and m.counters.insns == 3
+
+
+# --- counters: data bytes and tag-storage traffic (count_classes=True) ----------------------
+LDADDAL_X0_X1_X3 = 0xF8E00061    # ldaddal x0, x1, [x3]
+
+
+def test_data_bytes_of_every_load_and_store_counted_by_hand():
+    # Tag-0 pointers at tag-0 memory: pages needing no check (plain mapping) still count.
+    # Sizes from the encodings (Arm ARM C6): LDR Xt 8, LDRB 1, LDRSH 2, STP Xt 16, LDP Qt 32,
+    # LD1 two 16-byte registers 32, ST1 one S lane 4, LDR Qt 16, LDADDAL Xs 8 read + 8 written,
+    # PRFM none; the loop runs its STR W 3 times (4 bytes each).
+    m, r = run("""
+        adr x0, buf
+        mov x3, x0
+        ldr x1, [x0]
+        ldrb w2, [x0, #1]
+        ldrsh x2, [x0, #2]
+        stp x1, x1, [x0, #16]
+        ldp q0, q1, [x0]
+        ld1 {v0.16b, v1.16b}, [x0]
+        st1 {v0.s}[1], [x0]
+        ldr q3, [x0, #32]
+        prfm pldl1keep, [x0]
+        mov x0, #1
+        .inst 0xF8E00061
+        mov x4, #3
+    loop: str w4, [x3, #48]
+        subs x4, x4, #1
+        b.ne loop
+        .data
+        .balign 64
+    buf: .space 64
+    """, count_classes=True)
+    c = m.counters
+    assert r.reason == "end"
+    assert c.data_bytes_read == 8 + 1 + 2 + 32 + 32 + 16 + 8
+    assert c.data_bytes_written == 16 + 4 + 8 + 3 * 4
+    assert c.tag_granules_read == c.tag_granules_written == 0
+    assert sum(c.by_class.values()) == c.insns == 13 + 1 + 3 * 3
+
+
+def test_tag_storage_traffic_and_data_of_mte_instructions_by_hand():
+    # Tag storage (one 4-bit tag per 16-byte granule): LDG reads 1; STG, STZG, STGP write 1;
+    # ST2G writes 2; LDGM/STGM move GMID_EL1 blocks (BS = 4: 64 bytes, 4 granules); STZGM,
+    # DC GVA and DC GZVA the DCZID_EL0 block (64 bytes, 4 granules). Data: STGP writes 16,
+    # STZG 16, STZGM 64, DC GZVA 64, DC ZVA 64 (DC ZVA moves no tags: its check compares 4).
+    m, r = run("""
+        adr x0, buf
+        ldg x1, [x0]
+        stg x0, [x0]
+        st2g x0, [x0, #16]
+        stzg x0, [x0, #48]
+        stgp x1, x1, [x0, #64]
+        ldgm x2, [x0]
+        stgm x2, [x0]
+        stzgm xzr, [x0]
+        add x3, x0, #64
+        dc gva, x3
+        dc gzva, x3
+        add x3, x0, #128
+        dc zva, x3
+        .data
+        .balign 256
+    buf: .space 256
+    """, gmid_bs=4, count_classes=True)
+    c = m.counters
+    assert r.reason == "end"
+    assert c.tag_granules_read == 1 + 4
+    assert c.tag_granules_written == 1 + 2 + 1 + 1 + 4 + 4 + 4 + 4
+    assert c.data_bytes_written == 16 + 16 + 64 + 64 + 64 and c.data_bytes_read == 0
+    assert c.tag_checks == 1 and c.checked_granules_written == 4
+    bc = c.by_class
+    assert (bc["ldg"], bc["stgm"], bc["dc_gzva"], bc["dc_zva"]) == (1, 1, 1, 1)
+    assert sum(bc.values()) == c.insns == 14
+
+
+def test_faulting_access_moves_no_counted_data():
+    # A synchronous tag-check fault: the load has no effect, so no data bytes; the checks it
+    # made still count (one access, one granule compared).
+    m, r = run(TAGGED + "ldr x4, [x1]\nmov x9, #6\norr x8, x0, x9, lsl #56\nldr x5, [x8]\n"
+               "ldr x6, [x1]\n" + DATA, count_classes=True)
+    c = m.counters
+    assert r.reason == "exception" and r.exception.tag_fault is not None
+    assert c.data_bytes_read == 8 and c.data_bytes_written == 0
+    assert c.tag_granules_written == 4                  # the four STGs
+    assert sum(c.by_class.values()) == c.insns == 9 + 4
+
+
+def test_counts_stop_at_a_breakpoint_mid_block():
+    m = Machine(count_classes=True)
+    img = assemble("adr x0, buf\nldr x1, [x0]\nhere: str x1, [x0, #8]\nldr x2, [x0, #8]\n"
+                   ".data\nbuf: .quad 1, 2\n")
+    m.load_image(img)
+    m.add_breakpoint(img.symbols["here"])
+    r = m.run()
+    c = m.counters
+    assert r.reason == "breakpoint" and c.insns == 2
+    assert (c.data_bytes_read, c.data_bytes_written) == (8, 0)
+    assert sum(c.by_class.values()) == 2
+    r = m.run()
+    assert r.reason == "end" and c.insns == 4
+    assert (c.data_bytes_read, c.data_bytes_written) == (16, 8)
+    assert sum(c.by_class.values()) == 4
