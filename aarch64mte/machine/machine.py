@@ -51,11 +51,21 @@ NO_VECTORS = 0                      # reset VBAR_EL1: "no guest vectors: stop an
 
 
 @dataclass
+class WatchHit:
+    """The watch that stopped a run and the instruction whose access hit it."""
+    va: int
+    length: int
+    kind: str             # 'data' | 'tag'
+    pc: int               # address of the accessing instruction
+
+
+@dataclass
 class RunResult:
     reason: str
     code: Optional[int] = None
     exception: Optional[ExceptionRecord] = None
     pc: int = 0
+    watch: Optional[WatchHit] = None
 
 
 class _Stop(Exception):
@@ -108,6 +118,11 @@ class Machine:
         self._breakpoints: Dict[int, int] = {}
         self._bp_skip = None
         self._watches = []
+        self._watch_pages = set()           # PA pages (1 KiB) holding a data watch
+        self._watch_trap = None             # a write to one of them was refused
+        self._watch_pass = False            # ... and now runs alone, writable
+        self._watch_step_pc = 0             # the instruction that runs alone
+        self._data_hit = None               # a watch hit by a write the machine made
         self._eret_hooks: Dict[int, int] = {}
         self._end_hook = None
         self._blocks: Dict[bytes, tuple] = {}   # block code -> decoded classes and bytes
@@ -461,6 +476,8 @@ class Machine:
             a = va + off
             k = min(n - off, (a | 0xFFF) + 1 - a)
             t = self._data_translate(a, True)
+            if self._watch_pages:
+                self._note_data_write(t.pa, k)
             if self.ram.contains(t.pa, k):
                 self.ram.write(t.pa, data[off:off + k])
             else:
@@ -630,8 +647,15 @@ class Machine:
             elif not (UART_BASE <= pa < UART_BASE + UART_SIZE):
                 self._fill_fault = (vaddr, acc, syndrome.FSC_SYNC_EXTERNAL, el)
                 return False
+            perms = t.perms
+            if (pa & ~(PAGE - 1)) in self._watch_pages and not self._watch_pass:
+                # data watch: writes here fill as writes and are refused, then run alone
+                if acc == WRITE:
+                    self._watch_trap = vaddr
+                    return False
+                perms &= ~PROT_W
             entry.paddr = page
-            entry.perms = t.perms
+            entry.perms = perms
             return True
         except Exception as e:                       # never let a bug look like a fault
             self._pending = ("error", e)
@@ -841,7 +865,7 @@ class Machine:
             self.counters.tag_granules_written += tags.granules_written - w0
         self._advance(pc)
         if self._watches and self._pending is None:
-            self._check_tag_watches()
+            self._check_watches_after(pc)
 
     def _arch_fault(self, f, pc: int) -> None:
         el = self.el
@@ -968,6 +992,8 @@ class Machine:
                         else:
                             self.mte.tfsr_el1 |= bit
                         break
+        if self._watch_pages:
+            self._note_data_write(t0.pa, size)
         if self.ram.contains(t0.pa, size):
             self.ram.zero(t0.pa, size)
         else:
@@ -975,6 +1001,8 @@ class Machine:
         if self.count_classes:
             self.counters.data_bytes_written += size
         self._advance(pc)
+        if self._watches and self._pending is None:
+            self._check_watches_after(pc)
         return 1
 
     # ======================================================================================
@@ -1135,19 +1163,27 @@ class Machine:
         self.eng.emu_stop()
 
     def add_watch(self, va: int, length: int = 1, kind: str = "tag") -> None:
+        """Stop a run right after an instruction writes data into [va, va + length)
+        (``kind='data'``) or changes an allocation tag there (``kind='tag'``)."""
         if kind not in ("tag", "data"):
             raise ValueError("watch kind is 'tag' or 'data'")
-        w = {"va": va, "length": length, "kind": kind, "hook": None}
+        w = {"va": va, "length": max(1, length), "kind": kind, "hook": None}
         if kind == "tag":
             w["tags"] = self.read_tags(va, length)
         else:
-            pa = self._pa_of(va, False)
-            w["pa"] = pa
+            pas = []
+            a, end = va, va + w["length"]
+            while a < end:
+                k = min(end - a, (a | 0xFFF) + 1 - a)
+                pas.append((self._pa_of(a, False), k))
+                a += k
+            w["pas"] = pas
             w["hook"] = [self.uc.hook_add(UC_HOOK_MEM_WRITE, self._on_data_watch, w,
-                                          begin=base + pa, end=base + pa + length - 1)
+                                          begin=base + pa, end=base + pa + k - 1)
+                         for pa, k in pas
                          for base in [0] + [ALIAS_FLAG | (t << ALIAS_SHIFT) for t in range(16)]]
         self._watches.append(w)
-        self._invalidate()
+        self._watch_pages_changed()
 
     def remove_watch(self, va: int, length: int = 1, kind: Optional[str] = None) -> None:
         keep = []
@@ -1158,25 +1194,52 @@ class Machine:
             else:
                 keep.append(w)
         self._watches = keep
+        self._watch_pages_changed()
+
+    def _watch_pages_changed(self) -> None:
+        pages = set()
+        for w in self._watches:
+            for pa, k in w.get("pas", ()):
+                pages.update(range(pa & ~(PAGE - 1), pa + k, PAGE))
+        self._watch_pages = pages
+        self._invalidate()
 
     @property
     def watches(self):
         return [(w["va"], w["length"], w["kind"]) for w in self._watches]
 
-    def _check_tag_watches(self) -> None:
+    def _hit(self, w, pc: int) -> WatchHit:
+        return WatchHit(w["va"], w["length"], w["kind"], pc)
+
+    def _check_watches_after(self, pc: int) -> None:
+        """After the trapped instruction at ``pc``: did it hit a watch?"""
+        hit = self._data_hit
+        if hit is not None:
+            self._data_hit = None
+            self._pending = ("watch", self._hit(hit, pc))
+            self.eng.emu_stop()
+            return
         for w in self._watches:
             if w["kind"] == "tag":
                 now = self.read_tags(w["va"], w["length"])
                 if now != w["tags"]:
                     w["tags"] = now
-                    self._pending = ("stop", RunResult("watchpoint", None, None,
-                                                       self.eng.rd(A.UC_ARM64_REG_PC)))
+                    self._pending = ("watch", self._hit(w, pc))
                     self.eng.emu_stop()
                     return
 
+    def _note_data_write(self, pa: int, n: int) -> None:
+        """A write the machine makes itself (MTE instructions, DC ZVA) to [pa, pa + n)."""
+        for w in self._watches:
+            for wpa, k in w.get("pas", ()):
+                if wpa < pa + n and pa < wpa + k:
+                    self._data_hit = w
+                    return
+
     def _on_data_watch(self, uc, access, addr, size, value, w) -> None:
+        # only while the instruction that wrote to a watched page runs alone
         if self._pending is None:
-            self._pending = ("watch-after", w)
+            self._pending = ("watch", self._hit(w, self._watch_step_pc))
 
     def request_stop(self) -> None:
         """Thread-safe: the current run returns with reason 'interrupt'."""
@@ -1218,6 +1281,7 @@ class Machine:
         until = self.text_end if self.text_end else MASK64
         finishing = step          # count instruction by instruction (Unicorn's count)
         limit_reason = "step" if step else "insn-limit"
+        step_alone = False        # run one instruction with watched pages writable
         try:
             while result is None:
                 pc = eng.rd(A.UC_ARM64_REG_PC)
@@ -1236,11 +1300,12 @@ class Machine:
                 c.last_size = 0
                 self._pending = None
                 self._fill_fault = None
+                self._watch_trap = None
                 if pc in self._breakpoints:
                     self._bp_skip = pc
                 err = None
                 try:
-                    eng.emu_start(pc, remaining if finishing else 0)
+                    eng.emu_start(pc, 1 if step_alone else remaining if finishing else 0)
                 except UcError as e:
                     err = e
                 self._bp_skip = None
@@ -1266,10 +1331,23 @@ class Machine:
                         res.pc = eng.rd(A.UC_ARM64_REG_PC)
                         result = res
                         break
-                    if kind == "watch-after":
-                        self._fix_count(pc, True)
-                        result = RunResult("watchpoint", None, None, pc)
+                    if kind == "watch":
+                        self._fix_count(pc, False)
+                        result = RunResult("watchpoint", None, None, pc, ev[1])
                         break
+                if step_alone:
+                    step_alone = False
+                    self._watch_pass = False
+                    self._invalidate()
+                if err is not None and self._watch_trap is not None:
+                    # a write to a watched page: run that instruction alone, then look
+                    self._watch_trap = None
+                    self._fix_count(pc, False)
+                    self._watch_pass = True
+                    self._watch_step_pc = pc
+                    self._invalidate()
+                    step_alone = True
+                    continue
                 if err is not None and self._need_check_hook:
                     self._need_check_hook = False
                     self._check_hook = self.uc.hook_add(
@@ -1306,6 +1384,9 @@ class Machine:
                     result = RunResult(limit_reason, None, None, pc)
         finally:
             self._in_fault = False
+            if self._watch_pass:
+                self._watch_pass = False
+                self._invalidate()
             self._sync_counters()
         return result
 

@@ -591,3 +591,60 @@ def test_counts_stop_at_a_breakpoint_mid_block():
     assert r.reason == "end" and c.insns == 4
     assert (c.data_bytes_read, c.data_bytes_written) == (16, 8)
     assert sum(c.by_class.values()) == 4
+
+
+# --- watchpoints --------------------------------------------------------------------------
+WATCHED = """
+    adr x0, buf
+    mov x1, #0x11
+    str x1, [x0, #64]          // same page, outside the watch
+    mov x2, #0x22
+    here: stp x1, x2, [x0, #8]!  // writes buf+8..buf+23: hits the watch at buf+16
+    after: mov x3, #3
+    mov x4, #4
+    .data
+    .balign 1024
+buf: .space 128
+"""
+
+
+def test_data_watch_stops_right_after_the_writing_instruction():
+    m = Machine()
+    img = assemble(WATCHED)
+    m.load_image(img)
+    buf = img.symbols["buf"]
+    m.add_watch(buf + 16, 8, kind="data")
+    r = m.run()
+    assert r.reason == "watchpoint" and r.pc == img.symbols["after"]
+    assert (r.watch.va, r.watch.length, r.watch.kind, r.watch.pc) == (buf + 16, 8, "data",
+                                                                      img.symbols["here"])
+    # the whole STP and its pre-index writeback are done; nothing after it ran
+    assert m.read_mem(buf + 8, 16) == (0x11).to_bytes(8, "little") + (0x22).to_bytes(8, "little")
+    assert m.reg("x0") == buf + 8 and m.reg("x3") == 0
+    assert m.counters.insns == 5
+    r = m.run()
+    assert r.reason == "end" and m.reg("x4") == 4 and m.counters.insns == 7
+
+
+def test_data_watch_hit_by_an_mte_store_and_dc_zva():
+    m = Machine()
+    img = assemble("adr x0, buf\nmov x1, #5\nat1: stgp x1, x1, [x0]\nat2: dc zva, x0\nnop\n"
+                   ".data\n.balign 64\nbuf: .space 64\n")
+    m.load_image(img)
+    m.add_watch(img.symbols["buf"] + 8, 1, kind="data")
+    r = m.run()
+    assert r.reason == "watchpoint" and r.watch.pc == img.symbols["at1"] and r.pc == img.symbols["at2"]
+    r = m.run()
+    assert r.reason == "watchpoint" and r.watch.pc == img.symbols["at2"]
+    assert m.read_mem(img.symbols["buf"], 16) == bytes(16)
+    assert m.run().reason == "end"
+
+
+def test_tag_watch_reports_which_watch_and_pc():
+    m = Machine()
+    img = assemble("adr x0, buf\nat: stg x0, [x0]\nmov x1, #9\norr x2, x0, x1, lsl #56\n"
+                   "at2: stg x2, [x2]\nnop\n.data\n.balign 16\nbuf: .space 16\n")
+    m.load_image(img)
+    m.add_watch(img.symbols["buf"], 16, kind="tag")
+    r = m.run()
+    assert r.reason == "watchpoint" and r.watch.kind == "tag" and r.watch.pc == img.symbols["at2"]
