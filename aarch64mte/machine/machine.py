@@ -103,6 +103,8 @@ class Machine:
         self.tag_faults: List[TagFault] = []
         self._console: List[str] = []
         self.on_output = None               # optional callable(str): live console output
+        self.stop_on_exception = False      # stop at the entry of every synchronous exception
+        self._tagged_cache = None
         self.image = None
         self.symbols: Dict[str, int] = {}
         self.text_end = 0
@@ -308,6 +310,8 @@ class Machine:
             return self.mte.tco
         if n == "pstate":
             return self._pstate() | (self.mte.tco << 25)
+        if n == "spsel":
+            return self._pstate() & 1
         if n in ("sp_el0", "sp_el1", "sp_el2"):
             uid = {"sp_el0": A.UC_ARM64_REG_SP_EL0, "sp_el1": A.UC_ARM64_REG_SP_EL1,
                    "sp_el2": A.UC_ARM64_REG_SP_EL2}[n]
@@ -334,6 +338,10 @@ class Machine:
             self._switch_pstate(ps, (ps & ~0xF) | ((value & 3) << 2) | (1 if value else 0))
         elif n == "tco":
             self.set_tco(value & 1)
+        elif n == "spsel":
+            ps = self._pstate()
+            if ps & 0xC:                    # EL0 has only SP_EL0
+                self._switch_pstate(ps, (ps & ~1) | (value & 1))
         elif n in ("sp_el0", "sp_el1", "sp_el2"):
             uid = {"sp_el0": A.UC_ARM64_REG_SP_EL0, "sp_el1": A.UC_ARM64_REG_SP_EL1,
                    "sp_el2": A.UC_ARM64_REG_SP_EL2}[n]
@@ -572,6 +580,26 @@ class Machine:
     def is_tagged(self, va: int) -> bool:
         return self._tag_pa(va) is not None
 
+    def tagged_regions(self) -> List[tuple]:
+        """[(va_start, va_end), ...]: the virtual ranges the current stage-1 translation maps
+        as Normal Tagged memory onto RAM (empty with the MMU off). Cached until the next run
+        or translation change."""
+        if self._tagged_cache is None:
+            out = []
+            for va, size, pa, tagged in self.stage1.leaves(self._regs()):
+                if not tagged or not self.ram.contains(pa):
+                    continue
+                # clip a block to the part backed by RAM
+                lo = max(pa, self.ram.base)
+                hi = min(pa + size, self.ram.end)
+                start, end = va + (lo - pa), va + (hi - pa)
+                if out and out[-1][1] == start:
+                    out[-1] = (out[-1][0], end)
+                else:
+                    out.append((start, end))
+            self._tagged_cache = out
+        return list(self._tagged_cache)
+
     def symbolize(self, addr: int) -> Optional[str]:
         best = None
         for name, a in self.symbols.items():
@@ -595,6 +623,7 @@ class Machine:
     # ======================================================================================
     def _invalidate(self) -> None:
         self._regime = None
+        self._tagged_cache = None
         self._code_pa.clear()
         self._fast_pages.clear()
         self.eng.flush_tlb()
@@ -1040,7 +1069,12 @@ class Machine:
         self.mte.tco = 1
         self._switch_pstate(ps, new)
         vbar = eng.rd(A.UC_ARM64_REG_VBAR_EL1)
-        eng.wr(A.UC_ARM64_REG_PC, vbar + vector_offset(from_el, 1, ps & 1))
+        vector = vbar + vector_offset(from_el, 1, ps & 1)
+        eng.wr(A.UC_ARM64_REG_PC, vector)
+        if self.stop_on_exception:
+            # stop at the vector: resuming runs the guest's handler
+            self._pending = ("stop", RunResult("exception", None, rec, vector))
+            raise _Stop
 
     def _on_eret(self, uc, addr, size, ud) -> None:
         """Before an ERET at EL1: PSTATE.TCO comes back from SPSR_EL1 bit 25."""
@@ -1242,8 +1276,10 @@ class Machine:
             self._pending = ("watch", self._hit(w, self._watch_step_pc))
 
     def request_stop(self) -> None:
-        """Thread-safe: the current run returns with reason 'interrupt'."""
+        """Thread-safe: the current run (or, if none is running, the next one) returns with
+        reason 'interrupt'."""
         self._stop_requested = True
+        self.eng.counter.limit = 0          # the block counter stops the next block
         self.eng.emu_stop()
 
     # ======================================================================================
@@ -1276,7 +1312,7 @@ class Machine:
         eng = self.eng
         c = eng.counter
         limit = c.insns + max(0, budget)
-        self._stop_requested = False
+        self._tagged_cache = None
         result = None
         until = self.text_end if self.text_end else MASK64
         finishing = step          # count instruction by instruction (Unicorn's count)
@@ -1285,6 +1321,8 @@ class Machine:
         try:
             while result is None:
                 pc = eng.rd(A.UC_ARM64_REG_PC)
+                # the limit first: a request_stop from now on lowers it and is not lost
+                c.limit = MASK64 if finishing else limit
                 if self._stop_requested:
                     result = RunResult("interrupt", None, None, pc)
                     break
@@ -1295,7 +1333,6 @@ class Machine:
                 if self.text_end and pc == until:
                     result = RunResult("end", None, None, pc)
                     break
-                c.limit = MASK64 if finishing else limit
                 c.hit_limit = 0
                 c.last_size = 0
                 self._pending = None
@@ -1383,6 +1420,7 @@ class Machine:
                 elif c.insns >= limit:
                     result = RunResult(limit_reason, None, None, pc)
         finally:
+            self._stop_requested = False          # consumed by this run (or left by none)
             self._in_fault = False
             if self._watch_pass:
                 self._watch_pass = False

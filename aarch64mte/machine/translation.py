@@ -94,6 +94,39 @@ class Stage1:
             return self.stage2(t.pa, access, t)
         return t
 
+    def leaves(self, r: Regime):
+        """Every valid leaf of the EL1&0 tables, in VA order: (va, size, pa, tagged).
+        Nothing with the MMU off (flat and Untagged)."""
+        if not (r.sctlr & 1) or self.stage2 is not None:
+            return
+        tcr = r.tcr
+        for upper in (0, 1):
+            if (tcr >> (23 if upper else 7)) & 1:          # EPD1 / EPD0
+                continue
+            tsz = min(max((tcr >> 16) & 0x3F if upper else tcr & 0x3F, 16), 39)
+            inputsize = 64 - tsz
+            levels = (inputsize - 12 + 8) // 9
+            level = 4 - levels
+            first_bits = inputsize - (12 + 9 * (3 - level))
+            table = (r.ttbr1 if upper else r.ttbr0) & 0x0000_FFFF_FFFF_FFFE
+            table &= ~((8 << first_bits) - 1)
+            base = ((1 << 64) - (1 << inputsize)) if upper else 0
+            yield from self._walk_leaves(table, level, first_bits, base, r)
+
+    def _walk_leaves(self, table: int, level: int, nbits: int, va0: int, r: Regime):
+        shift = 12 + 9 * (3 - level)
+        for idx in range(1 << nbits):
+            desc = self.read_table(table + idx * 8)
+            if isinstance(desc, WalkFault) or not desc & 1:
+                continue
+            va = va0 + (idx << shift)
+            if level < 3 and desc & 2:
+                yield from self._walk_leaves(desc & OA_MASK, level + 1, 9, va, r)
+            elif (level == 3) == bool(desc & 2) and level > 0 and (desc >> 10) & 1:
+                size = 1 << shift
+                attr = (r.mair >> (8 * ((desc >> 2) & 7))) & 0xFF
+                yield va, size, desc & OA_MASK & ~(size - 1), attr == MAIR_NORMAL_TAGGED
+
     def _stage1(self, va: int, el: int, access: str, r: Regime) -> Union[Translation, WalkFault]:
         tcr = r.tcr
         upper = (va >> 55) & 1

@@ -648,3 +648,63 @@ def test_tag_watch_reports_which_watch_and_pc():
     m.add_watch(img.symbols["buf"], 16, kind="tag")
     r = m.run()
     assert r.reason == "watchpoint" and r.watch.kind == "tag" and r.watch.pc == img.symbols["at2"]
+
+
+# --- debugger support ---------------------------------------------------------------------
+def test_tagged_regions_follow_the_translation():
+    from aarch64mte.machine.memory import RAM_BASE
+    m = Machine()
+    m.load_image(assemble("""
+        mrs x0, mair_el1
+        orr x0, x0, #0xff        // attr0 becomes Normal write-back, not Tagged
+        msr mair_el1, x0
+        isb
+    """))
+    # the snippet map: RAM as Normal Tagged (MAIR attr 0xF0), the UART block as Device
+    assert m.tagged_regions() == [(RAM_BASE, RAM_BASE + m.ram.size)]
+    assert m.run().reason == "end"
+    assert m.tagged_regions() == []
+    v = Machine(profile="virt")
+    v.load_image(assemble("nop\n"))
+    assert v.tagged_regions() == []                    # MMU off: Untagged
+
+
+def test_stop_on_exception_stops_at_the_vector_and_resumes_into_it():
+    m = Machine()
+    m.load_image(assemble(VECTORS + ".inst 0x00000003      // UDF #3\nb done\n" + HANDLER + "done: nop\n"))
+    m.stop_on_exception = True
+    r = m.run()
+    vbar = m.symbols["vectors"]
+    assert r.reason == "exception" and r.exception.kind == "undefined" and r.exception.ec == 0
+    assert r.pc == vbar + 0x200 and m.reg("pc") == vbar + 0x200 and m.reg("el") == 1
+    assert len(m.exception_log) == 1 and m.counters.exceptions_taken == 1
+    r = m.run()                                         # into the guest's handler and back
+    assert r.reason == "end" and m.reg("x21") == 1 << 25       # ESR: EC 0 (unknown), IL
+
+
+def test_request_stop_before_run_is_not_lost():
+    m = Machine()
+    m.load_image(assemble("mov x0, #1\nmov x0, #2\n"))
+    m.request_stop()
+    r = m.run()
+    assert r.reason == "interrupt" and m.counters.insns == 0 and m.reg("x0") == 0
+    r = m.run()
+    assert r.reason == "end" and m.reg("x0") == 2
+
+
+def test_request_stop_from_another_thread():
+    import threading
+    m = Machine()
+    m.load_image(assemble("loop: b loop\n"))
+    t = threading.Timer(0.05, m.request_stop)
+    t.start()
+    r = m.run(max_insns=10 ** 12)
+    t.join()
+    assert r.reason == "interrupt"
+
+
+def test_spsel_register():
+    m, r = run("mrs x0, spsel\nmsr spsel, #0\nmrs x1, spsel\n")
+    assert (m.reg("x0"), m.reg("x1"), m.reg("spsel")) == (1, 0, 0)
+    m.set_reg("spsel", 1)
+    assert m.reg("spsel") == 1
