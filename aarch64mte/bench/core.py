@@ -4,8 +4,8 @@ Three loops, each run in one process on both engines:
 
 - ``untagged``: ALU work and loads/stores to Untagged memory (the ``virt`` profile: MMU off),
   i.e. code that touches no tagged memory. Target: >= 0.9x raw Unicorn.
-- ``checked``: the same loop through a tagged pointer to Normal Tagged memory whose granules
-  all carry the pointer's tag (the ``snippet`` profile), so every access is tag checked and
+- ``checked``: the same loop through a tagged pointer to Normal Tagged memory, on a 4 KiB page
+  whose granules all carry the pointer's tag (the ``snippet`` profile), so every access is tag checked and
   passes. Target: >= 0.5x raw Unicorn.
 - ``mte``: IRG, ADDG, STG and LDG in a loop. Raw Unicorn has no MTE, so its run of this program
   has the four MTE instructions replaced by NOPs; the figure that matters is MTE instructions
@@ -63,12 +63,16 @@ WORKLOADS = [
     b.ne    1b
 """, body_insns=8, target=">= 0.9x"),
     Workload(
-        "checked", "tag-checked loads/stores, all granules match", "snippet",
+        "checked", "tag-checked loads/stores, page uniformly tagged", "snippet",
         setup="""
     mov     x9, #5
     bfi     x0, x9, #56, #4     // logical tag 5
-    stg     x0, [x0]            // both granules the loop touches get allocation tag 5
-    stg     x0, [x0, #16]
+    add     x10, x0, #2048      // colour the whole 4 KiB page around the buffer with tag 5,
+    sub     x11, x0, #2048      // so its granules share one tag
+2:  st2g    x11, [x11]          // (no writeback: raw Unicorn runs MTE instructions as NOPs)
+    add     x11, x11, #32
+    cmp     x11, x10
+    b.ne    2b
 """,
         body="""
 1:  ldr     x3, [x0]
@@ -122,8 +126,9 @@ _start:
 {w.body}
 {exit_code}
     .bss
-    .balign 64
-buf:        .skip 64
+    .balign 4096
+            .skip 2048
+buf:        .skip 2048          // the loops work in the middle of a 4 KiB page
 exit_block: .skip 16
 """
 
