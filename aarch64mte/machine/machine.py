@@ -47,6 +47,7 @@ X_REGS = [A.UC_ARM64_REG_X0 + i for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_
 TRANSLATION_REGS = {ENCODINGS[n] for n in ("SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1",
                                            "MAIR_EL1")}
 DC_ZVA = (1, 3, 7, 4, 1)
+PSTATE_UAO = 1 << 23                # LDTR/STTR at EL1 behave as ordinary accesses
 NO_VECTORS = 0                      # reset VBAR_EL1: "no guest vectors: stop and report"
 
 
@@ -653,8 +654,11 @@ class Machine:
 
     def _on_fill(self, uc, vaddr, access, entry, ud) -> bool:
         try:
-            el = (self.eng.rd(A.UC_ARM64_REG_PSTATE) >> 2) & 3
+            ps = self.eng.rd(A.UC_ARM64_REG_PSTATE)
+            el = (ps >> 2) & 3
             acc = FETCH if access == UC_MEM_FETCH else WRITE if access == UC_MEM_WRITE else READ
+            if el == 1 and acc != FETCH and not ps & PSTATE_UAO and self._unprivileged_at_pc():
+                el = 0          # LDTR/STTR: EL0 permissions and EL0 tag-check rules
             r = self._regs()
             t = self.stage1.translate(vaddr, el, acc, r)
             if isinstance(t, WalkFault):
@@ -689,6 +693,14 @@ class Machine:
         except Exception as e:                       # never let a bug look like a fault
             self._pending = ("error", e)
             return False
+
+    def _unprivileged_at_pc(self) -> bool:
+        """Is the data access being filled made by an LDTR/STTR-family instruction? The
+        engine fills those into the EL0 TLB (they use the EL0 translation index), so their
+        entries never serve the EL1 accesses; the hook has no index argument but PC is at the
+        accessing instruction."""
+        info = checks.analyse(self._fetch_word(self.eng.rd(A.UC_ARM64_REG_PC)))
+        return info is not None and info.unpriv
 
     def _next_page_ok(self, vaddr, page, ltag, el, r) -> bool:
         """An access starting near the end of this page may run up to 64 bytes into the next:
@@ -748,7 +760,7 @@ class Machine:
             return                                   # checked at its read
         ps = eng.rd(A.UC_ARM64_REG_PSTATE)
         el = (ps >> 2) & 3
-        ael = 0 if info.unpriv else el
+        ael = 0 if info.unpriv and not ps & PSTATE_UAO else el
         r = self._regs()
         if not info.checked or not self._checkable(va, ael, r):
             return
@@ -764,7 +776,7 @@ class Machine:
                 gpa = (pa & ~(PAGE - 1)) | (gva & (PAGE - 1))
                 tagged = True
             else:
-                t = self.stage1.translate(gva, el, WRITE if write else READ, r)
+                t = self.stage1.translate(gva, ael, WRITE if write else READ, r)
                 if isinstance(t, WalkFault):
                     break                            # the engine reports that fault itself
                 gpa, tagged = t.pa, t.tagged and self.ram.contains(t.pa)
@@ -780,7 +792,7 @@ class Machine:
                     f = TagFault(gva, ltag, atag, write or info.rmw, mode, pc, ael)
                     self.tag_faults.append(f)
                     if mode == "sync":
-                        self._sync_tag_fault(f, info, va, n, el)
+                        self._sync_tag_fault(f, info, va, n, ael)
                         return
                     if mode == "async":
                         bit = 1 << ((gva >> 55) & 1)

@@ -708,3 +708,90 @@ def test_spsel_register():
     assert (m.reg("x0"), m.reg("x1"), m.reg("spsel")) == (1, 0, 0)
     m.set_reg("spsel", 1)
     assert m.reg("spsel") == 1
+
+
+# --- unprivileged loads and stores at EL1 -------------------------------------------------
+def test_sttr_at_el1_to_an_el1_only_page_is_a_permission_fault():
+    # LDTR/STTR at EL1 use the EL0 permissions (Arm ARM, "unprivileged" loads and stores:
+    # AccessDescriptor with el = EL0). The snippet map gives EL0 no data access (AP = 00):
+    # data abort from the current EL, EC 0x25, WnR 1, DFSC permission level 1; no effect.
+    m, r = run("adr x0, buf\nmov x1, #0x77\nstr x1, [x0]\nmov x1, #0x99\nsttr x1, [x0]\n"
+               "ldtr x2, [x0]\n.data\n.balign 16\nbuf: .quad 0\n")
+    assert r.reason == "exception"
+    assert r.exception.esr == (0x25 << 26) | (1 << 25) | (1 << 6) | 0x0D
+    assert r.exception.far == m.symbols["buf"]
+    assert m.read_mem(m.symbols["buf"], 8) == (0x77).to_bytes(8, "little")
+
+
+def _el0_alias_block(m):
+    """Map VA 0x8000_0000 (GiB 2) onto RAM's GiB as Normal Tagged with EL0 read/write
+    (AP = 01), never executable; returns the VA that aliases PA ``pa``."""
+    from aarch64mte.machine.memory import RAM_BASE
+    d = _ram_block_descriptor(m)
+    desc = int.from_bytes(m.read_mem(d, 8, physical=True), "little")
+    m.write_mem(d + 8, (desc | 1 << 6 | 1 << 53 | 1 << 54).to_bytes(8, "little"), physical=True)
+    return lambda pa: pa - RAM_BASE + 0x8000_0000
+
+
+def test_ldtr_sttr_at_el1_are_checked_with_tcf0():
+    # AccessIsTagChecked + the unprivileged access's regime: an STTR at EL1 is checked as an
+    # EL0 access, so SCTLR_EL1.TCF0 (sync here) decides, not TCF (none here): the privileged
+    # STR through the same pointer is not checked, the STTR faults: EC 0x25, DFSC 0b010001,
+    # WnR 1, FAR = the tagged address; the store has no effect.
+    m = Machine(tcf="none")
+    img = assemble("""
+        adr x0, buf
+        mov x9, #5
+        orr x1, x0, x9, lsl #56
+        stg x1, [x1]
+        mrs x2, sctlr_el1
+        orr x2, x2, #(1 << 38)      // TCF0 = 1 (synchronous)
+        msr sctlr_el1, x2
+        isb
+        mov x9, #6
+        orr x3, x4, x9, lsl #56     // x4: buf through the EL0 alias, tag 6
+        mov x5, #0x55
+        str x5, [x3]                // EL1, TCF = 0: unchecked
+        ldtr x6, [x4]               // tag 0 pointer at tag 5 memory: EL0 rules, fails
+        .data
+        .balign 16
+    buf: .quad 0, 0
+    """)
+    m.load_image(img)
+    va = _el0_alias_block(m)(img.symbols["buf"])
+    m.set_reg("x4", va)
+    r = m.run()
+    assert r.reason == "exception" and r.exception.tag_fault is not None
+    assert r.exception.esr == (0x25 << 26) | (1 << 25) | 0x11
+    assert r.exception.far == va and r.exception.tag_fault.el == 0
+    assert m.read_mem(img.symbols["buf"], 8) == (0x55).to_bytes(8, "little")
+    assert m.reg("x6") == 0
+
+
+def test_sttr_at_el1_tag_mismatch_under_tcf0_has_no_effect():
+    m = Machine(tcf="none")
+    img = assemble("""
+        adr x0, buf
+        mov x9, #5
+        orr x1, x0, x9, lsl #56
+        stg x1, [x1]
+        mrs x2, sctlr_el1
+        orr x2, x2, #(1 << 38)
+        msr sctlr_el1, x2
+        isb
+        mov x9, #6
+        orr x3, x4, x9, lsl #56
+        mov x5, #0x55
+        sttr x5, [x3]
+        .data
+        .balign 16
+    buf: .quad 0x11, 0
+    """)
+    m.load_image(img)
+    va = _el0_alias_block(m)(img.symbols["buf"])
+    m.set_reg("x4", va)
+    r = m.run()
+    assert r.reason == "exception"
+    assert r.exception.esr == (0x25 << 26) | (1 << 25) | (1 << 6) | 0x11
+    assert r.exception.far == (6 << 56) | va
+    assert m.read_mem(img.symbols["buf"], 8) == (0x11).to_bytes(8, "little")
