@@ -23,6 +23,8 @@ ALIAS_SHIFT = 40
 ALIAS_FLAG = 1 << 44
 ALIAS_MASK = (1 << ALIAS_SHIFT) - 1   # PA bits below the tag field
 PA_LIMIT = 1 << 40                    # physical addresses the board can decode
+PAGE_BITS = 10                        # Unicorn's target page (1 KiB) for ARM: TLB granularity
+PAGE = 1 << PAGE_BITS
 
 
 def alias(pa: int, tag: int) -> int:

@@ -130,3 +130,7 @@ class MteRegs:
 
 
 ID_AA64PFR1_MTE3 = 3 << 8
+
+# Writing one of these changes the stage-1 translation: the machine's caches follow.
+TRANSLATION_REGS = {ENCODINGS[n] for n in ("SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1",
+                                           "MAIR_EL1")}

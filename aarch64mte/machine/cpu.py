@@ -1,0 +1,115 @@
+"""The ``Cpu`` protocol of ``semantics/cpu.py`` over the engine: what the MTE instruction
+semantics read and change (registers, allocation tags through the current translation, stores
+that are not tag-checked, the random tag source)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from unicorn import arm64_const as A
+
+from ..semantics import faults, syndrome
+from .memory import UART_BASE, UART_SIZE
+from .registers import MASK64, X_REGS
+from .translation import READ, WRITE, Translation, WalkFault
+
+
+class CpuProtocol:
+    """Part of ``Machine`` (see ``machine.py``)."""
+
+    def x(self, n: int) -> int:
+        return 0 if n == 31 else self.eng.rd(X_REGS[n])
+
+    def set_x(self, n: int, value: int) -> None:
+        if n != 31:
+            self.eng.wr(X_REGS[n], value)
+
+    def sp(self) -> int:
+        return self.eng.rd(A.UC_ARM64_REG_SP)
+
+    def set_sp(self, value: int) -> None:
+        self.eng.wr(A.UC_ARM64_REG_SP, value)
+
+    def x_or_sp(self, n: int) -> int:
+        return self.eng.rd(A.UC_ARM64_REG_SP if n == 31 else X_REGS[n])
+
+    def set_x_or_sp(self, n: int, value: int) -> None:
+        self.eng.wr(A.UC_ARM64_REG_SP if n == 31 else X_REGS[n], value)
+
+    def set_nzcv(self, value: int) -> None:
+        self.eng.wr(A.UC_ARM64_REG_NZCV, value)
+
+    @property
+    def tco(self) -> int:
+        return self.mte.tco
+
+    def set_tco(self, value: int) -> None:
+        if self.mte.tco != value:
+            self.mte.tco = value
+            self._invalidate()
+
+    def el2_enabled(self) -> bool:
+        return False                 # the virt board without virtualization: no EL2
+
+    def tag_access_enabled(self, el: int) -> bool:
+        sctlr = self._regs().sctlr
+        return bool((sctlr >> (42 if el == 0 else 43)) & 1)
+
+    def _data_translate(self, va: int, write: bool, el: Optional[int] = None) -> Translation:
+        t = self.stage1.translate(va, self.el if el is None else el, WRITE if write else READ,
+                                  self._regs())
+        if isinstance(t, WalkFault):
+            raise faults.TranslationFault(va, write, t.dfsc)
+        if not (self.ram.contains(t.pa) or UART_BASE <= t.pa < UART_BASE + UART_SIZE):
+            raise faults.TranslationFault(va, write, syndrome.FSC_SYNC_EXTERNAL)
+        return t
+
+    def mem_tag_read(self, va: int) -> int:
+        t = self._data_translate(va, False)
+        if not t.tagged or not self.ram.contains(t.pa) or not self.tag_access_enabled(self.el):
+            return 0
+        return self.tags.get(t.pa)
+
+    def mem_tag_write(self, va: int, tag: int) -> None:
+        t = self._data_translate(va, True)
+        if t.tagged and self.ram.contains(t.pa) and self.tag_access_enabled(self.el):
+            self.tags.set(t.pa, tag)
+
+    def mem_tags_read(self, va: int, count: int):
+        return [self.mem_tag_read(va + 16 * i) for i in range(count)]
+
+    def mem_tags_write(self, va: int, tags) -> None:
+        # one translation per page, then the tags in bulk
+        i, n = 0, len(tags)
+        en = self.tag_access_enabled(self.el)
+        while i < n:
+            a = va + 16 * i
+            t = self._data_translate(a, True)
+            k = min(n - i, ((a | 0xFFF) + 1 - a + 15) // 16)
+            if t.tagged and en and self.ram.contains(t.pa):
+                self.tags.set_range(t.pa, tags[i:i + k])
+            i += k
+
+    def mem_write_unchecked(self, va: int, data: bytes) -> None:
+        n, off = len(data), 0
+        if self.count_classes:
+            self.counters.data_bytes_written += n      # STGP, STZG, STZGM, DC GZVA
+        while off < n:
+            a = va + off
+            k = min(n - off, (a | 0xFFF) + 1 - a)
+            t = self._data_translate(a, True)
+            if self._watch_pages:
+                self._note_data_write(t.pa, k)
+            if self.ram.contains(t.pa, k):
+                self.ram.write(t.pa, data[off:off + k])
+            else:
+                self.eng.mem_write(t.pa, data[off:off + k])
+            off += k
+
+    def random_tag(self) -> int:
+        # xorshift64: deterministic for a given seed
+        x = self._rng_state
+        x ^= (x << 13) & MASK64
+        x ^= x >> 7
+        x ^= (x << 17) & MASK64
+        self._rng_state = x
+        return x & 0xF

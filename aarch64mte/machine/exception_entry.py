@@ -1,0 +1,109 @@
+"""Synchronous exception entry (AArch64.TakeException, done in Python: Unicorn never vectors)
+and return (ERET runs natively; a code hook on each ERET restores PSTATE.TCO from SPSR_EL1)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from unicorn import UC_HOOK_CODE
+from unicorn import arm64_const as A
+
+from ..semantics import syndrome
+from . import checks
+from .exceptions import ExceptionRecord, TagFault, vector_offset
+from .memory import PAGE
+from .results import RunResult, _Stop
+from .sysregs import ENCODINGS
+from .translation import FETCH, WRITE
+
+ERET_WORDS = (0xD69F03E0, 0xD69F0BFF, 0xD69F0FFF)     # ERET, ERETAA, ERETAB
+NO_VECTORS = 0                      # reset VBAR_EL1: "no guest vectors: stop and report"
+
+
+class ExceptionEntry:
+    """Part of ``Machine`` (see ``machine.py``)."""
+
+    def _has_vectors(self) -> bool:
+        return self.eng.rd(A.UC_ARM64_REG_VBAR_EL1) != NO_VECTORS
+
+    def _exception(self, kind: str, esr: int, far: Optional[int], preferred_return: int,
+                   insn_pc: int, code: Optional[int] = None, target_el: int = 1,
+                   tag_fault: Optional[TagFault] = None) -> None:
+        """Take a synchronous exception to EL1 (or stop the run if there are no vectors)."""
+        eng = self.eng
+        ps = eng.rd(A.UC_ARM64_REG_PSTATE)
+        from_el = (ps >> 2) & 3
+        rec = ExceptionRecord(kind, (esr >> 26) & 0x3F, esr, far, max(target_el, from_el, 1),
+                              from_el, insn_pc, tag_fault)
+        self.exception_log.append(rec)
+        if target_el > 1 or not self._has_vectors():
+            if kind == "brk":
+                res = RunResult("brk", code, rec, preferred_return)
+            else:
+                res = RunResult("exception", None, rec, preferred_return)
+            eng.wr(A.UC_ARM64_REG_PC, preferred_return)
+            self._pending = ("stop", res)
+            raise _Stop
+        self.counters.exceptions_taken += 1
+        spsr = (ps & 0xFFFFFFFF & ~(1 << 25)) | (self.mte.tco << 25)
+        eng.wr(A.UC_ARM64_REG_ELR_EL1, preferred_return)
+        eng.cp_write(*ENCODINGS["SPSR_EL1"], spsr)
+        eng.wr(A.UC_ARM64_REG_ESR_EL1, esr)
+        if far is not None:
+            eng.wr(A.UC_ARM64_REG_FAR_EL1, far)
+        new = (ps & 0xF0000000) | (0xF << 6) | 0x5       # EL1h, DAIF masked, NZCV kept
+        self.mte.tco = 1
+        self._switch_pstate(ps, new)
+        vbar = eng.rd(A.UC_ARM64_REG_VBAR_EL1)
+        vector = vbar + vector_offset(from_el, 1, ps & 1)
+        eng.wr(A.UC_ARM64_REG_PC, vector)
+        if self.stop_on_exception:
+            # stop at the vector: resuming runs the guest's handler
+            self._pending = ("stop", RunResult("exception", None, rec, vector))
+            raise _Stop
+
+    def _on_eret(self, uc, addr, size, ud) -> None:
+        """Before an ERET at EL1: PSTATE.TCO comes back from SPSR_EL1 bit 25."""
+        try:
+            el = self.el
+            if el == 0:
+                return
+            spsr = self.eng.cp_read(*ENCODINGS["SPSR_EL1"])
+            self.counters.exception_returns += 1
+            tco = (spsr >> 25) & 1
+            if tco != self.mte.tco:
+                self.mte.tco = tco
+            self._regime = None
+            self._fast_pages.clear()
+            self._code_pa.clear()
+            self.eng.flush_tlb()
+        except Exception as e:
+            self._pending = ("error", e)
+            self.eng.emu_stop()
+
+    def _hook_erets(self, addr: int, data: bytes) -> None:
+        for off in range(0, len(data) - 3, 4):
+            w = int.from_bytes(data[off:off + 4], "little")
+            if w in ERET_WORDS and addr + off not in self._eret_hooks:
+                a = addr + off
+                self._eret_hooks[a] = self.uc.hook_add(UC_HOOK_CODE, self._on_eret, begin=a, end=a)
+
+    def _deliver_fill_fault(self, pc: int) -> None:
+        vaddr, acc, dfsc, el = self._fill_fault
+        self._fill_fault = None
+        cur = self.el
+        try:
+            if acc == FETCH:
+                esr = syndrome.instruction_abort_esr(dfsc, cur == 1)
+                self._exception("instruction_abort", esr, pc if vaddr >> 10 == pc >> 10 else vaddr,
+                                pc, pc)
+            else:
+                far = vaddr
+                info = checks.analyse(self._fetch_word(pc))
+                if info is not None and info.base is not None:
+                    va = checks.effective_address(info, self.eng.rd)
+                    if (va ^ vaddr) & ~(PAGE - 1) == 0:
+                        far = va
+                esr = syndrome.data_abort_esr(dfsc, acc == WRITE, cur == 1)
+                self._exception("data_abort", esr, far, pc, pc)
+        except _Stop:
+            pass

@@ -1,0 +1,142 @@
+"""Registers by name: X/W, SP (banked by PSTATE.SP and EL), PC, PSTATE fields, SIMD/FP and
+every system register (the MTE ones live in Python, the rest in the engine)."""
+from __future__ import annotations
+
+from unicorn import arm64_const as A
+
+from .sysregs import ENCODINGS, ID_AA64PFR1_MTE3, UC_IDS, TRANSLATION_REGS
+
+MASK64 = (1 << 64) - 1
+X_REGS = [A.UC_ARM64_REG_X0 + i for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
+
+
+class Registers:
+    """Part of ``Machine`` (see ``machine.py``)."""
+
+    def _pstate(self) -> int:
+        return self.eng.rd(A.UC_ARM64_REG_PSTATE)
+
+    def _set_pstate(self, value: int) -> None:
+        eng = self.eng
+        eng.wr(A.UC_ARM64_REG_PSTATE, value)
+        tcr = ENCODINGS["TCR_EL1"]
+        eng.cp_write(*tcr, eng.cp_read(*tcr))      # makes Unicorn rebuild its cached flags
+
+    @property
+    def el(self) -> int:
+        return (self._pstate() >> 2) & 3
+
+    def _sp_bank(self, pstate: int) -> int:
+        """Unicorn id of the SP_ELx that holds the current SP for a PSTATE value."""
+        if pstate & 1:
+            return (A.UC_ARM64_REG_SP_EL0, A.UC_ARM64_REG_SP_EL1, A.UC_ARM64_REG_SP_EL2,
+                    A.UC_ARM64_REG_SP_EL3)[(pstate >> 2) & 3]
+        return A.UC_ARM64_REG_SP_EL0
+
+    def reg(self, name: str) -> int:
+        n = name.lower()
+        eng = self.eng
+        if n[0] == "x" and n[1:].isdigit():
+            return eng.rd(X_REGS[int(n[1:])])
+        if n[0] == "w" and n[1:].isdigit():
+            return eng.rd(X_REGS[int(n[1:])]) & 0xFFFFFFFF
+        if n in ("sp", "pc", "nzcv", "fpsr", "fpcr"):
+            return eng.rd({"sp": A.UC_ARM64_REG_SP, "pc": A.UC_ARM64_REG_PC,
+                           "nzcv": A.UC_ARM64_REG_NZCV, "fpsr": A.UC_ARM64_REG_FPSR,
+                           "fpcr": A.UC_ARM64_REG_FPCR}[n])
+        if n in ("lr", "fp"):
+            return eng.rd(A.UC_ARM64_REG_X30 if n == "lr" else A.UC_ARM64_REG_X29)
+        if n == "el":
+            return self.el
+        if n == "tco":
+            return self.mte.tco
+        if n == "pstate":
+            return self._pstate() | (self.mte.tco << 25)
+        if n == "spsel":
+            return self._pstate() & 1
+        if n in ("sp_el0", "sp_el1", "sp_el2"):
+            uid = {"sp_el0": A.UC_ARM64_REG_SP_EL0, "sp_el1": A.UC_ARM64_REG_SP_EL1,
+                   "sp_el2": A.UC_ARM64_REG_SP_EL2}[n]
+            if self._sp_bank(self._pstate()) == uid:
+                return eng.rd(A.UC_ARM64_REG_SP)
+            return eng.rd(uid)
+        if n[0] in "vq" and n[1:].isdigit():
+            return eng.rd128(A.UC_ARM64_REG_Q0 + int(n[1:]))
+        return self.sysreg(name.upper())
+
+    def set_reg(self, name: str, value: int) -> None:
+        n = name.lower()
+        eng = self.eng
+        if n[0] == "x" and n[1:].isdigit():
+            eng.wr(X_REGS[int(n[1:])], value)
+        elif n in ("sp", "pc", "nzcv", "fpsr", "fpcr"):
+            eng.wr({"sp": A.UC_ARM64_REG_SP, "pc": A.UC_ARM64_REG_PC,
+                    "nzcv": A.UC_ARM64_REG_NZCV, "fpsr": A.UC_ARM64_REG_FPSR,
+                    "fpcr": A.UC_ARM64_REG_FPCR}[n], value)
+        elif n in ("lr", "fp"):
+            eng.wr(A.UC_ARM64_REG_X30 if n == "lr" else A.UC_ARM64_REG_X29, value)
+        elif n == "el":
+            ps = self._pstate()
+            self._switch_pstate(ps, (ps & ~0xF) | ((value & 3) << 2) | (1 if value else 0))
+        elif n == "tco":
+            self.set_tco(value & 1)
+        elif n == "spsel":
+            ps = self._pstate()
+            if ps & 0xC:                    # EL0 has only SP_EL0
+                self._switch_pstate(ps, (ps & ~1) | (value & 1))
+        elif n in ("sp_el0", "sp_el1", "sp_el2"):
+            uid = {"sp_el0": A.UC_ARM64_REG_SP_EL0, "sp_el1": A.UC_ARM64_REG_SP_EL1,
+                   "sp_el2": A.UC_ARM64_REG_SP_EL2}[n]
+            if self._sp_bank(self._pstate()) == uid:
+                eng.wr(A.UC_ARM64_REG_SP, value)
+            else:
+                eng.wr(uid, value)
+        elif n[0] in "vq" and n[1:].isdigit():
+            eng.wr128(A.UC_ARM64_REG_Q0 + int(n[1:]), value)
+        else:
+            self.set_sysreg(name.upper(), value)
+
+    def _switch_pstate(self, old: int, new: int) -> None:
+        """Write PSTATE with SP banking as an exception entry/return does."""
+        eng = self.eng
+        ob, nb = self._sp_bank(old), self._sp_bank(new)
+        if ob != nb:
+            eng.wr(ob, eng.rd(A.UC_ARM64_REG_SP))
+            sp = eng.rd(nb)
+            self._set_pstate(new)
+            eng.wr(A.UC_ARM64_REG_SP, sp)
+        else:
+            self._set_pstate(new)
+        self._invalidate()
+
+    def sysreg(self, name: str) -> int:
+        name = name.upper()
+        if name in ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1", "TCO"):
+            return self.mte.read(name)
+        if name == "ID_AA64PFR1_EL1":
+            return (self.eng.cp_read(*ENCODINGS[name]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
+        if name in UC_IDS:
+            if name == "SP_EL0" or name == "SP_EL1":
+                return self.reg(name)
+            return self.eng.rd(UC_IDS[name])
+        if name in ENCODINGS:
+            return self.eng.cp_read(*ENCODINGS[name])
+        raise KeyError(f"unknown system register {name}")
+
+    def set_sysreg(self, name: str, value: int) -> None:
+        name = name.upper()
+        if name in ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1", "TCO"):
+            self.mte.write(name, value)
+            if name == "TCO":
+                self._invalidate()
+            return
+        if name in UC_IDS and name not in ("SP_EL0", "SP_EL1"):
+            self.eng.wr(UC_IDS[name], value)
+        elif name in ("SP_EL0", "SP_EL1"):
+            self.set_reg(name, value)
+        elif name in ENCODINGS:
+            self.eng.cp_write(*ENCODINGS[name], value)
+        else:
+            raise KeyError(f"unknown system register {name}")
+        if ENCODINGS.get(name) in TRANSLATION_REGS or name == "HCR_EL2":
+            self._invalidate()
