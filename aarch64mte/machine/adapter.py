@@ -15,9 +15,7 @@ import hashlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
-import warnings
 
 from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_TLB_VIRTUAL
 from unicorn import arm64_const as A

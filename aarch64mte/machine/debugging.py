@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Optional
 
 from unicorn import UC_HOOK_CODE, UC_HOOK_MEM_WRITE
-from unicorn import arm64_const as A
 
 from .memory import ALIAS_FLAG, ALIAS_SHIFT, PAGE
 from .results import RunResult, WatchHit

@@ -69,13 +69,8 @@ class ExceptionEntry:
                 return
             spsr = self.eng.cp_read(*ENCODINGS["SPSR_EL1"])
             self.counters.exception_returns += 1
-            tco = (spsr >> 25) & 1
-            if tco != self.mte.tco:
-                self.mte.tco = tco
-            self._regime = None
-            self._fast_pages.clear()
-            self._code_pa.clear()
-            self.eng.flush_tlb()
+            self.mte.tco = (spsr >> 25) & 1
+            self._invalidate()                  # the EL (and TCO) may change
         except Exception as e:
             self._pending = ("error", e)
             self.eng.emu_stop()

@@ -1,5 +1,18 @@
 """The Machine: Unicorn for ordinary A64, Python for everything MTE, one run loop.
 
+This module holds construction, loading, the public memory/tag API and the run loop; the rest
+of ``Machine`` comes from one module per concern:
+
+- ``registers.py``  registers by name, system registers, PSTATE and SP banking
+- ``cpu.py``        the ``Cpu`` protocol the MTE semantics run against
+- ``tlb.py``        the TLB fill hook: stage-1 walk, plain mapping or tag alias per page
+- ``tagcheck.py``   the tag-check memory hook and precise synchronous faults
+- ``traps.py``      MTE instructions and system registers, DC ZVA, semihosting, BRK, SVC
+- ``exception_entry.py``  exception entry in Python, ERET and PSTATE.TCO
+- ``blocks.py``     instruction, class and data-byte counting per executed block
+- ``debugging.py``  breakpoints and watches
+- ``results.py``    ``RunResult``, ``WatchHit``
+
 How an MTE-relevant event reaches the semantics:
 - MTE instructions, MTE system registers and DC G*VA are UNDEFINED in Unicorn and arrive at the
   interrupt hook (intno 1) with PC at the instruction: decode (``isa``), run the semantics
@@ -11,6 +24,8 @@ How an MTE-relevant event reaches the semantics:
 - DC ZVA is executed natively by Unicorn without memory hooks: the SYS hook catches it.
 - Exceptions are entered in Python; ERET runs natively, with a code hook on each ERET restoring
   PSTATE.TCO from SPSR_EL1 bit 25.
+- A run ends at the end of .text through a code hook bounded to that address (the engine has
+  no exit address: Unicorn would halt there with a WFI, which traps at EL0).
 """
 from __future__ import annotations
 
@@ -221,11 +236,16 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         t = self.stage1.translate(va, self.el, WRITE if write else READ, self._regs())
         return None if isinstance(t, WalkFault) else t.pa
 
+    def _debug_translate(self, va: int):
+        """The stage-1 translation of ``va`` for the debugger's accesses: EL1 permissions,
+        the pointer's tag bits ignored whatever TBI says."""
+        r = self._regs()
+        return self.stage1.translate(strip_tag(va, r.tcr | (3 << 37)), 1, READ, r)
+
     def _pa_of(self, va: int, physical: bool) -> int:
         if physical:
             return va
-        tcr = self._regs().tcr
-        t = self.stage1.translate(strip_tag(va, tcr | (3 << 37)), 1, READ, self._regs())
+        t = self._debug_translate(va)
         if isinstance(t, WalkFault):
             raise ValueError(f"address {va:#x} is not mapped ({t.kind} fault, level {t.level})")
         return t.pa
@@ -257,8 +277,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
             off += k
 
     def _tag_pa(self, va: int) -> Optional[int]:
-        tcr = self._regs().tcr
-        t = self.stage1.translate(strip_tag(va, tcr | (3 << 37)), 1, READ, self._regs())
+        t = self._debug_translate(va)
         if isinstance(t, WalkFault) or not t.tagged or not self.ram.contains(t.pa):
             return None
         return t.pa

@@ -22,7 +22,6 @@ UART_SIZE = 0x1000
 ALIAS_SHIFT = 40
 ALIAS_FLAG = 1 << 44
 ALIAS_MASK = (1 << ALIAS_SHIFT) - 1   # PA bits below the tag field
-PA_LIMIT = 1 << 40                    # physical addresses the board can decode
 PAGE_BITS = 10                        # Unicorn's target page (1 KiB) for ARM: TLB granularity
 PAGE = 1 << PAGE_BITS
 
@@ -30,11 +29,6 @@ PAGE = 1 << PAGE_BITS
 def alias(pa: int, tag: int) -> int:
     """The engine address that reaches ``pa`` and tells the hook the logical tag."""
     return pa | ALIAS_FLAG | (tag << ALIAS_SHIFT)
-
-
-def unalias(addr: int):
-    """(pa, logical tag) of an alias address."""
-    return addr & ALIAS_MASK, (addr >> ALIAS_SHIFT) & 0xF
 
 
 class Ram:

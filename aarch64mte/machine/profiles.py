@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import struct
 
-from .memory import RAM_BASE, UART_BASE
+from .memory import UART_BASE
 
 TCF_CODES = {"none": 0, "sync": 1, "async": 2, "asymm": 3, "asym": 3, "asymmetric": 3}
 

@@ -30,12 +30,15 @@ class Tlb:
                                       cp(*ENCODINGS["MAIR_EL1"]))
         return r
 
-    def _invalidate(self) -> None:
+    def _invalidate(self, flush: bool = True) -> None:
+        """Forget everything derived from the translation (and the engine's TLB, unless the
+        guest's own TLBI is flushing it)."""
         self._regime = None
         self._tagged_cache = None
         self._code_pa.clear()
         self._fast_pages.clear()
-        self.eng.flush_tlb()
+        if flush:
+            self.eng.flush_tlb()
 
     def _tags_changed(self, page_pa: int) -> None:
         fp = self._fast_pages
@@ -135,7 +138,7 @@ class Tlb:
         if pp is None:
             t = self.stage1.translate(pc, self.el, FETCH, self._regs())
             if isinstance(t, WalkFault):
-                return self.uc.mem_read(pc, 4) and int.from_bytes(self.uc.mem_read(pc, 4), "little")
+                return 0                        # UDF #0: nothing to decode there
             pp = self._code_pa[vp] = t.pa & ~0xFFF
         pa = pp | (pc & 0xFFF)
         if self.ram.contains(pa, 4):

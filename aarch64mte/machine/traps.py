@@ -12,7 +12,7 @@ from ..semantics import faults, syndrome
 from ..semantics.execute import execute as execute_mte
 from . import checks
 from .board import HLT_SEMIHOST, SemihostExit
-from .exceptions import TagFault, EC_SVC64, EC_BRK, EC_UNKNOWN
+from .exceptions import TagFault
 from .results import RunResult, _Stop
 from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
 
@@ -43,15 +43,15 @@ class Traps:
             if word == HLT_SEMIHOST:
                 self._semihost(pc)
                 return
-            self._exception("undefined", syndrome.esr(EC_UNKNOWN, 0), None, pc, pc)
+            self._exception("undefined", syndrome.esr(syndrome.EC_UNKNOWN, 0), None, pc, pc)
         elif intno == 2:                            # SVC: PC is already past it
             word = self._fetch_word(pc - 4)
             imm = (word >> 5) & 0xFFFF
-            self._exception("svc", syndrome.esr(EC_SVC64, imm), None, pc, pc - 4)
+            self._exception("svc", syndrome.esr(syndrome.EC_SVC64, imm), None, pc, pc - 4)
         elif intno == 7:                            # BRK
             word = self._fetch_word(pc)
             imm = (word >> 5) & 0xFFFF
-            self._exception("brk", syndrome.esr(EC_BRK, imm), None, pc, pc, code=imm)
+            self._exception("brk", syndrome.esr(syndrome.EC_BRK64, imm), None, pc, pc, code=imm)
         else:
             self._pending = ("stop", RunResult("exception", None, None, pc))
             raise _Stop
@@ -76,7 +76,7 @@ class Traps:
     def _arch_fault(self, f, pc: int) -> None:
         el = self.el
         if isinstance(f, faults.Undefined):
-            self._exception("undefined", syndrome.esr(EC_UNKNOWN, 0), None, pc, pc)
+            self._exception("undefined", syndrome.esr(syndrome.EC_UNKNOWN, 0), None, pc, pc)
         elif isinstance(f, faults.AlignmentFault):
             self._exception("data_abort", syndrome.data_abort_esr(syndrome.FSC_ALIGNMENT, f.write,
                             el == 1), f.va, pc, pc)
@@ -92,7 +92,7 @@ class Traps:
         elif isinstance(f, getattr(faults, "SPAlignmentFault", ())):
             self._exception("sp_alignment", syndrome.esr(syndrome.EC_SP_ALIGN, 0), None, pc, pc)
         else:
-            self._exception("undefined", syndrome.esr(EC_UNKNOWN, 0), None, pc, pc)
+            self._exception("undefined", syndrome.esr(syndrome.EC_UNKNOWN, 0), None, pc, pc)
 
     def _semihost(self, pc: int) -> None:
         eng = self.eng
@@ -108,10 +108,8 @@ class Traps:
         self._advance(pc)
 
     def _advance(self, pc: int) -> None:
-        """PC = pc + 4 from a hook; Unicorn does not notice `until` after a PC write."""
+        """PC = pc + 4 from a hook (the end-of-text code hook still stops there)."""
         self.eng.wr(A.UC_ARM64_REG_PC, pc + 4)
-        if pc + 4 == self.text_end:
-            self.eng.emu_stop()
 
     def _mte_sysreg_name(self, cp) -> Optional[str]:
         return BY_ENCODING.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
@@ -135,10 +133,7 @@ class Traps:
     def _on_msr(self, uc, reg, cp, ud) -> int:
         key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
         if key in TRANSLATION_REGS:
-            self._regime = None
-            self._code_pa.clear()
-            self._fast_pages.clear()
-            self.eng.flush_tlb()
+            self._invalidate()
         return 0
 
     def _on_sys(self, uc, reg, cp, ud) -> int:
@@ -147,9 +142,7 @@ class Traps:
             if key == DC_ZVA:
                 return self._dc_zva(cp.val)
             if cp.op0 == 1 and cp.crn == 8:          # TLBI: our caches follow the guest's
-                self._regime = None
-                self._code_pa.clear()
-                self._fast_pages.clear()
+                self._invalidate(flush=False)
         except _Stop:
             self.eng.emu_stop()
             return 1
