@@ -392,6 +392,10 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
                 except UcError as e:
                     err = e
                 self._bp_skip = None
+                if step_alone:                   # watched pages are read-only again
+                    step_alone = False
+                    self._watch_pass = False
+                    self._invalidate()
                 pc = eng.rd(A.UC_ARM64_REG_PC)
                 ev = self._pending
                 self._pending = None
@@ -418,10 +422,6 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
                         self._fix_count(pc, False)
                         result = RunResult("watchpoint", None, None, pc, ev[1])
                         break
-                if step_alone:
-                    step_alone = False
-                    self._watch_pass = False
-                    self._invalidate()
                 if err is not None and self._watch_trap is not None:
                     # a write to a watched page: run that instruction alone, then look
                     self._watch_trap = None
