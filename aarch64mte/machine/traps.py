@@ -17,6 +17,8 @@ from .results import RunResult, _Stop
 from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
 
 DC_ZVA = (1, 3, 7, 4, 1)
+WFI = 0xD503207F
+EC_WFX = 0x01                       # trapped WFI/WFE
 
 
 class Traps:
@@ -42,6 +44,13 @@ class Traps:
                 return
             if word == HLT_SEMIHOST:
                 self._semihost(pc)
+                return
+            if word == WFI:
+                # trapped at EL0 by SCTLR_EL1.nTWI = 0: EC 0x01, CV = 1, COND = 0b1110, TI = 0
+                # (the engine runs WFE as a yield, which the architecture allows: it traps
+                # only a WFE that would wait)
+                self._exception("wfx_trap", syndrome.esr(EC_WFX, (1 << 24) | (0xE << 20)),
+                                None, pc, pc)
                 return
             self._exception("undefined", syndrome.esr(syndrome.EC_UNKNOWN, 0), None, pc, pc)
         elif intno == 2:                            # SVC: PC is already past it

@@ -795,3 +795,12 @@ def test_sttr_at_el1_tag_mismatch_under_tcf0_has_no_effect():
     assert r.exception.esr == (0x25 << 26) | (1 << 25) | (1 << 6) | 0x11
     assert r.exception.far == (6 << 56) | va
     assert m.read_mem(img.symbols["buf"], 8) == (0x11).to_bytes(8, "little")
+
+
+def test_wfi_at_el0_traps_with_ntwi_clear():
+    # SCTLR_EL1.nTWI (bit 16) = 0: WFI at EL0 traps to EL1 with EC 0x01, ISS CV = 1,
+    # COND = 0b1110, TI = 0 (Arm ARM, ESR_ELx EC 0b000001).
+    m, r = run("mov x0, #1\nwfi\nmov x0, #2\n", el=0)
+    assert r.reason == "exception" and r.exception.from_el == 0
+    assert r.exception.esr == (0x01 << 26) | (1 << 25) | (1 << 24) | (0xE << 20)
+    assert m.reg("x0") == 1
