@@ -54,8 +54,8 @@ SCALARS: tuple[str, ...] = (
     "insns", "tag_granules_read", "tag_granules_written", "data_bytes_read",
     "data_bytes_written", "exceptions_taken", "exception_returns",
 )
-# Further scalars carried through fits when present (the machine's own tag-check counts when
-# the bench replaces the tag traffic by ``tag_traffic``).
+# Further scalars carried through fits when present: the machine's tag-check counts, kept apart
+# from the tag-storage traffic of the tag instructions.
 EXTRA_SCALARS: tuple[str, ...] = ("tag_checks", "checked_granules_read", "checked_granules_written")
 
 MEMORY_KEYS: tuple[str, ...] = (
