@@ -22,7 +22,7 @@ def assemble(text: str, filename: str = "<string>", base: int = DEFAULT_BASE,
         return assemble_gnu(text, filename, base)
     if backend != "builtin":
         raise InputError(f"unknown assembler backend '{backend}' (choose from {', '.join(BACKENDS)})")
-    from .core import Assembler
+    from .driver import Assembler
     return Assembler(filename, base).run(text)
 
 

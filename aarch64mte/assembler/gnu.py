@@ -71,7 +71,7 @@ def linker_script(sections: list[tuple[str, str]], base: int) -> str:
 def object_sections(objpath: str) -> list[tuple[str, str]]:
     from elftools.elf.elffile import ELFFile
 
-    from .core import output_kind
+    from .sections import output_kind
     out = []
     with open(objpath, "rb") as f:
         elf = ELFFile(f)
