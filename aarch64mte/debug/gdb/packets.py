@@ -14,6 +14,7 @@ MAX_PACKET = 0x4000
 #: What qSupported advertises (hex in the reply): room for `G` with every register and for a
 #: full `m`/`X` of MAX_PACKET/2 bytes.
 PACKET_SIZE = MAX_PACKET
+MAX_MEM = PACKET_SIZE // 2 - 16      # largest m/qMemTags reply that still fits one packet
 
 INTERRUPT = 0x03
 _ESCAPED = frozenset(b"$#}*")
