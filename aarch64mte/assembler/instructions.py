@@ -6,10 +6,9 @@ from __future__ import annotations
 import re
 
 from .. import isa
-from ..errors import InputError
 from ..isa import syntax as mte_syntax
 from . import base as base_asm
-from .errors import _Err
+from .errors import _Err, at_line
 from .expr import ExprError, UndefinedSymbol, symbols_in
 from .source import Line, split_args
 
@@ -38,12 +37,8 @@ class InstructionsMixin:
         s.align = max(s.align, 4)
 
     def _encode_insn(self, mnemonic: str, ops: str, addr: int, ln: Line, pool) -> bytes:
-        try:
+        with at_line(ln):
             return self._encode(mnemonic, ops, addr, pool)
-        except InputError:
-            raise
-        except (_Err, ExprError, base_asm.BaseAsmError, isa.EncodeError, ValueError) as e:
-            raise InputError(str(e), ln.file, ln.line) from None
 
     def _encode(self, mnemonic: str, ops: str, addr: int, pool) -> bytes:
         mn = mnemonic.lower()

@@ -2,11 +2,7 @@
 directives and instructions."""
 from __future__ import annotations
 
-from .. import isa
-from ..errors import InputError
-from . import base as base_asm
-from .errors import _Err
-from .expr import ExprError
+from .errors import _Err, at_line
 from .macros import _ExitMacro
 from .source import Line, parse_assignment, split_args, take_labels
 
@@ -19,12 +15,8 @@ class StatementsMixin:
                 return
             ln = lines[i]
             self.line = ln
-            try:
+            with at_line(ln):
                 i = self._statement(lines, i)
-            except InputError:
-                raise
-            except (_Err, ExprError, base_asm.BaseAsmError, isa.EncodeError, ValueError) as e:
-                raise InputError(str(e), ln.file, ln.line) from None
 
     def _collect_block(self, lines: list[Line], i: int, opens: tuple[str, ...],
                        close: tuple[str, ...]) -> tuple[list[Line], int]:

@@ -21,10 +21,7 @@ class MemoryTagsMixin:
         addr, length = self._addr_len(where)
         if int(kind, 16) != ALLOCATION_TAG_TYPE:
             return "E01"
-        va = strip_tag(addr)
-        first = va & ~(GRANULE - 1)
-        end = va + max(length, 1)
-        count = (end - first + GRANULE - 1) // GRANULE
+        first, count = _granules(addr, length)
         if count * 2 > MAX_MEM:
             return "E22"
         try:
@@ -40,10 +37,7 @@ class MemoryTagsMixin:
         if int(kind, 16) != ALLOCATION_TAG_TYPE:
             return "E01"
         pattern = pk.unhex(tag_hex)
-        va = strip_tag(addr)
-        first = va & ~(GRANULE - 1)
-        end = va + max(length, 1)
-        count = (end - first + GRANULE - 1) // GRANULE
+        first, count = _granules(addr, length)
         if count > pk.MAX_PACKET * 64:
             return "E22"
         if not pattern:
@@ -54,3 +48,11 @@ class MemoryTagsMixin:
         except Exception:
             return "E14"
         return "OK"
+
+
+def _granules(addr: int, length: int) -> tuple[int, int]:
+    """The first granule and how many granules cover [addr, addr + length); at least one."""
+    va = strip_tag(addr)
+    first = va & ~(GRANULE - 1)
+    end = va + max(length, 1)
+    return first, (end - first + GRANULE - 1) // GRANULE
