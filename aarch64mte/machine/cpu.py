@@ -12,28 +12,47 @@ from .memory import UART_BASE, UART_SIZE
 from .registers import MASK64, X_REGS
 from .translation import READ, WRITE, Translation, WalkFault
 
+_SP = A.UC_ARM64_REG_SP
+X_OR_SP = X_REGS + [_SP]          # register number 31 as SP
+
 
 class CpuProtocol:
     """Part of ``Machine`` (see ``machine.py``)."""
 
+    # Register access straight through the engine's ctypes call (these run several times
+    # per MTE instruction).
     def x(self, n: int) -> int:
-        return 0 if n == 31 else self.eng.rd(X_REGS[n])
+        if n == 31:
+            return 0
+        eng = self.eng
+        eng._reg_read(eng.handle, X_REGS[n], eng._pu64)
+        return eng._u64.value
 
     def set_x(self, n: int, value: int) -> None:
         if n != 31:
-            self.eng.wr(X_REGS[n], value)
+            eng = self.eng
+            eng._u64.value = value & MASK64
+            eng._reg_write(eng.handle, X_REGS[n], eng._pu64)
 
     def sp(self) -> int:
-        return self.eng.rd(A.UC_ARM64_REG_SP)
+        eng = self.eng
+        eng._reg_read(eng.handle, _SP, eng._pu64)
+        return eng._u64.value
 
     def set_sp(self, value: int) -> None:
-        self.eng.wr(A.UC_ARM64_REG_SP, value)
+        eng = self.eng
+        eng._u64.value = value & MASK64
+        eng._reg_write(eng.handle, _SP, eng._pu64)
 
     def x_or_sp(self, n: int) -> int:
-        return self.eng.rd(A.UC_ARM64_REG_SP if n == 31 else X_REGS[n])
+        eng = self.eng
+        eng._reg_read(eng.handle, X_OR_SP[n], eng._pu64)
+        return eng._u64.value
 
     def set_x_or_sp(self, n: int, value: int) -> None:
-        self.eng.wr(A.UC_ARM64_REG_SP if n == 31 else X_REGS[n], value)
+        eng = self.eng
+        eng._u64.value = value & MASK64
+        eng._reg_write(eng.handle, X_OR_SP[n], eng._pu64)
 
     def set_nzcv(self, value: int) -> None:
         self.eng.wr(A.UC_ARM64_REG_NZCV, value)

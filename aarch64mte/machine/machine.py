@@ -98,6 +98,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         self.board = Board(self.read_mem, self.write_mem, self._output)
         self.stage1 = Stage1(self.ram.read64)
         self._regime: Optional[Regime] = None
+        self._trap_el: Optional[int] = None   # EL while an MTE instruction's semantics run
         self._fast_pages = set()            # PA pages a plain mapping was given for, by tags
         self._code_pa: Dict[int, int] = {}  # VA page -> PA page for instruction fetches here
         self._pending = None                # event left by a hook for the run loop

@@ -7,6 +7,8 @@ from unicorn import arm64_const as A
 from .sysregs import ENCODINGS, ID_AA64PFR1_MTE3, UC_IDS, TRANSLATION_REGS
 
 MASK64 = (1 << 64) - 1
+_MTE_FIELDS = {"GCR_EL1": "gcr_el1", "RGSR_EL1": "rgsr_el1", "TFSR_EL1": "tfsr_el1",
+               "TFSRE0_EL1": "tfsre0_el1"}
 X_REGS = [A.UC_ARM64_REG_X0 + i for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
 
@@ -17,6 +19,7 @@ class Registers:
         return self.eng.rd(A.UC_ARM64_REG_PSTATE)
 
     def _set_pstate(self, value: int) -> None:
+        self._trap_el = None
         eng = self.eng
         eng.wr(A.UC_ARM64_REG_PSTATE, value)
         tcr = ENCODINGS["TCR_EL1"]
@@ -24,6 +27,9 @@ class Registers:
 
     @property
     def el(self) -> int:
+        el = self._trap_el              # held while an MTE instruction runs (see traps.py)
+        if el is not None:
+            return el
         return (self._pstate() >> 2) & 3
 
     def _sp_bank(self, pstate: int) -> int:
@@ -110,6 +116,9 @@ class Registers:
         self._invalidate()
 
     def sysreg(self, name: str) -> int:
+        attr = _MTE_FIELDS.get(name)
+        if attr is not None:                # the MTE registers the semantics read most
+            return getattr(self.mte, attr)
         name = name.upper()
         if name in ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1", "TCO"):
             return self.mte.read(name)

@@ -18,6 +18,8 @@ from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
 
 DC_ZVA = (1, 3, 7, 4, 1)
 WFI = 0xD503207F
+_PC = A.UC_ARM64_REG_PC
+_PSTATE = A.UC_ARM64_REG_PSTATE
 EC_WFX = 0x01                       # trapped WFI/WFE
 
 
@@ -66,19 +68,33 @@ class Traps:
             raise _Stop
 
     def _run_mte(self, insn, pc: int) -> None:
-        self.counters.mte_insns += 1
+        counters = self.counters
+        counters.mte_insns += 1
         tags = self.tags
         r0, w0 = tags.granules_read, tags.granules_written
+        # PSTATE cannot change while the semantics run: EL is read once for the instruction
+        eng = self.eng
+        eng._reg_read(eng.handle, _PSTATE, eng._pu64)
+        self._trap_el = (eng._u64.value >> 2) & 3
         try:
             execute_mte(insn, self)
         except faults.ArchFault as f:
+            self._trap_el = None
+            # allocation-tag storage traffic of the instruction (tag checks count apart)
+            counters.tag_granules_read += tags.granules_read - r0
+            counters.tag_granules_written += tags.granules_written - w0
             self._arch_fault(f, pc)
             return
-        finally:
-            # allocation-tag storage traffic of the instruction (tag checks count apart)
-            self.counters.tag_granules_read += tags.granules_read - r0
-            self.counters.tag_granules_written += tags.granules_written - w0
-        self._advance(pc)
+        except BaseException:
+            self._trap_el = None
+            counters.tag_granules_read += tags.granules_read - r0
+            counters.tag_granules_written += tags.granules_written - w0
+            raise
+        self._trap_el = None
+        counters.tag_granules_read += tags.granules_read - r0
+        counters.tag_granules_written += tags.granules_written - w0
+        eng._u64.value = pc + 4                   # PC += 4 (as _advance)
+        eng._reg_write(eng.handle, _PC, eng._pu64)
         if self._watches and self._pending is None:
             self._check_watches_after(pc)
 
