@@ -10,10 +10,12 @@ from unicorn import arm64_const as A
 from ..semantics import faults, syndrome
 from .memory import UART_BASE, UART_SIZE
 from .registers import MASK64, X_REGS
-from .translation import READ, WRITE, Translation, WalkFault
+from .translation import READ, WRITE, Translation, WalkFault, tbi_applies
 
 _SP = A.UC_ARM64_REG_SP
 X_OR_SP = X_REGS + [_SP]          # register number 31 as SP
+_PAGE_MASK = MASK64 & ~0xFFF
+_PAGE_NO_TOP = 0x00FF_FFFF_FFFF_F000
 
 
 class CpuProtocol:
@@ -82,16 +84,39 @@ class CpuProtocol:
             raise faults.TranslationFault(va, write, syndrome.FSC_SYNC_EXTERNAL)
         return t
 
+    def _tag_page(self, va: int, write: bool) -> int:
+        """The RAM page (PA) holding the allocation tags for ``va``, or -1 when ``va`` has none
+        (Untagged, not RAM, or tag access disabled); raises the fault ``_data_translate``
+        raises. A one-entry software TLB per access kind keeps the last page; it is dropped
+        with everything else derived from the translation (``Tlb._invalidate``)."""
+        el = self.el
+        ent = self._stlb_w if write else self._stlb_r
+        if ent is not None and va & ent[0] == ent[1] and ent[2] == el:
+            return ent[3]
+        t = self._data_translate(va, write, el)
+        pa = t.pa & ~0xFFF
+        # RAM and the UART are mapped in whole 4 KiB pages: the checks hold for the page
+        page = pa if t.tagged and self.ram.contains(pa) and self.tag_access_enabled(el) else -1
+        # the entry serves the same 4 KiB VA page; the top byte is ignored when TBI applies
+        # to this half (bit 55 is compared, so an address that matches has the same TBI)
+        mask = _PAGE_NO_TOP if tbi_applies(va, self._regs().tcr) else _PAGE_MASK
+        ent = (mask, va & mask, el, page)
+        if write:
+            self._stlb_w = ent
+        else:
+            self._stlb_r = ent
+        return page
+
     def mem_tag_read(self, va: int) -> int:
-        t = self._data_translate(va, False)
-        if not t.tagged or not self.ram.contains(t.pa) or not self.tag_access_enabled(self.el):
+        page = self._tag_page(va, False)
+        if page < 0:
             return 0
-        return self.tags.get(t.pa)
+        return self.tags.get(page | (va & 0xFFF))
 
     def mem_tag_write(self, va: int, tag: int) -> None:
-        t = self._data_translate(va, True)
-        if t.tagged and self.ram.contains(t.pa) and self.tag_access_enabled(self.el):
-            self.tags.set(t.pa, tag)
+        page = self._tag_page(va, True)
+        if page >= 0:
+            self.tags.set(page | (va & 0xFFF), tag)
 
     def mem_tags_read(self, va: int, count: int):
         return [self.mem_tag_read(va + 16 * i) for i in range(count)]
@@ -99,13 +124,12 @@ class CpuProtocol:
     def mem_tags_write(self, va: int, tags) -> None:
         # one translation per page, then the tags in bulk
         i, n = 0, len(tags)
-        en = self.tag_access_enabled(self.el)
         while i < n:
             a = va + 16 * i
-            t = self._data_translate(a, True)
+            page = self._tag_page(a, True)
             k = min(n - i, ((a | 0xFFF) + 1 - a + 15) // 16)
-            if t.tagged and en and self.ram.contains(t.pa):
-                self.tags.set_range(t.pa, tags[i:i + k])
+            if page >= 0:
+                self.tags.set_range(page | (a & 0xFFF), tags[i:i + k])
             i += k
 
     def mem_write_unchecked(self, va: int, data: bytes) -> None:

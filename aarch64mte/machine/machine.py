@@ -99,6 +99,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         self.stage1 = Stage1(self.ram.read64)
         self._regime: Optional[Regime] = None
         self._trap_el: Optional[int] = None   # EL while an MTE instruction's semantics run
+        self._stlb_r = self._stlb_w = None    # last tag-access translations (cpu.py)
         self._fast_pages = set()            # PA pages a plain mapping was given for, by tags
         self._code_pa: Dict[int, int] = {}  # VA page -> PA page for instruction fetches here
         self._pending = None                # event left by a hook for the run loop

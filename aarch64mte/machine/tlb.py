@@ -34,6 +34,7 @@ class Tlb:
         """Forget everything derived from the translation (and the engine's TLB, unless the
         guest's own TLBI is flushing it)."""
         self._regime = None
+        self._stlb_r = self._stlb_w = None
         self._tagged_cache = None
         self._code_pa.clear()
         self._fast_pages.clear()
