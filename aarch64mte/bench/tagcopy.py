@@ -27,11 +27,10 @@ from the fit, marking which rows were measured.
 from __future__ import annotations
 
 import json
-import os
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from aarch64mte.cost import model as cm
 

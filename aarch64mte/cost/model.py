@@ -34,7 +34,7 @@ import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 if sys.version_info >= (3, 11):
     import tomllib

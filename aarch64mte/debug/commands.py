@@ -7,7 +7,6 @@ command into exit status 1).
 from __future__ import annotations
 
 import re
-import shlex
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -16,7 +15,7 @@ from rich.markup import escape
 
 from aarch64mte.debug import view
 from aarch64mte.debug.expr import Evaluator, ExprError
-from aarch64mte.debug.session import GRANULE, MASK64, Session, Stop, strip_tag
+from aarch64mte.debug.session import GRANULE, Session, Stop, strip_tag
 
 GPRS = [f"x{i}" for i in range(31)] + ["sp", "pc", "nzcv", "el", "tco"]
 

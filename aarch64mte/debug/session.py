@@ -6,7 +6,7 @@ Only the `machine` contract of docs/ARCHITECTURE.md is used, so tests can drive 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 MASK64 = (1 << 64) - 1

@@ -211,7 +211,6 @@ def format_insn(insn: Insn) -> str:
         form = next(f for f in FORMS if f.alias_of == "SUBPS")
     head, _, ops = form.syntax.partition(" ")
     out = []
-    skipping = False
     toks = _tokens(ops)
     i = 0
     while i < len(toks):

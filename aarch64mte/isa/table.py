@@ -15,7 +15,7 @@ Encodings follow the Arm Architecture Reference Manual (DDI 0487), checked again
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field as _dc_field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
