@@ -17,11 +17,13 @@ import shutil
 import subprocess
 import tempfile
 
-from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_TLB_VIRTUAL
+from unicorn import (Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR,
+                     UC_TLB_VIRTUAL)
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
 
 from unicorn.unicorn_py3.unicorn import uclib, uc_hook_h  # the binding's own loaded library
+from unicorn.unicorn_py3.unicorn import HOOK_INTR_CFUNC
 
 __all__ = ["Engine", "UcError", "A"]
 
@@ -161,6 +163,19 @@ class Engine:
             raise UcError(err)
         self._keep.append(h)
         self.native_counter = True
+
+    def hook_intr(self, callback) -> None:
+        """Add an interrupt hook that ctypes calls as ``callback(handle, intno, user_data)``
+        with none of the binding's wrapper frames around it: ``callback`` handles its own
+        exceptions (see ``Traps._on_intr``)."""
+        fn = HOOK_INTR_CFUNC(callback)
+        h = uc_hook_h()
+        err = uclib.uc_hook_add(self.handle, ctypes.byref(h), UC_HOOK_INTR,
+                                ctypes.cast(fn, ctypes.c_void_p), None,
+                                ctypes.c_uint64(1), ctypes.c_uint64(0))
+        if err:
+            raise UcError(err)
+        self._keep.append((fn, h))
 
     def emu_start(self, begin: int, count: int = 0) -> None:
         # A count > 0 makes Unicorn add its counting code hook, which only code translated

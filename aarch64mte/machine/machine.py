@@ -33,7 +33,7 @@ import os
 import threading
 from typing import Dict, List, Optional
 
-from unicorn import (UcError, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INTR,
+from unicorn import (UcError, UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INSN,
                      UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_HOOK_TLB_FILL)
 from unicorn import arm64_const as A
 
@@ -137,7 +137,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         # slows every access, so programs that never need one run without it.
         self._check_hook = None
         self._need_check_hook = False
-        uc.hook_add(UC_HOOK_INTR, self._on_intr)
+        eng.hook_intr(self._on_intr)
         uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
         uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
         uc.hook_add(UC_HOOK_INSN, self._on_sys, aux1=A.UC_ARM64_INS_SYS)

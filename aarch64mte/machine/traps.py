@@ -9,7 +9,7 @@ from unicorn import arm64_const as A
 
 from .. import isa
 from ..semantics import faults, syndrome
-from ..semantics.execute import execute as execute_mte
+from ..semantics.execute import EXECUTE, execute as execute_mte
 from . import checks
 from .board import HLT_SEMIHOST, SemihostExit
 from .exceptions import TagFault
@@ -19,6 +19,7 @@ from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
 DC_ZVA = (1, 3, 7, 4, 1)
 WFI = 0xD503207F
 _PC = A.UC_ARM64_REG_PC
+_DECODED = {}                       # word -> (isa.decode(word), its EXECUTE function)
 _PSTATE = A.UC_ARM64_REG_PSTATE
 EC_WFX = 0x01                       # trapped WFI/WFE
 
@@ -26,7 +27,8 @@ EC_WFX = 0x01                       # trapped WFI/WFE
 class Traps:
     """Part of ``Machine`` (see ``machine.py``)."""
 
-    def _on_intr(self, uc, intno, ud) -> None:
+    def _on_intr(self, handle, intno, ud) -> None:
+        # called by ctypes directly (Engine.hook_intr): nothing may escape
         try:
             self._intr(intno)
         except _Stop:
@@ -34,15 +36,26 @@ class Traps:
         except Exception as e:
             self._pending = ("error", e)
             self.eng.emu_stop()
+        except BaseException as e:                  # KeyboardInterrupt: emu_start raises it
+            if self.uc._hook_exception is None:
+                self.uc._hook_exception = e
+            self.eng.emu_stop()
 
     def _intr(self, intno: int) -> None:
         eng = self.eng
-        pc = eng.rd(A.UC_ARM64_REG_PC)
+        eng._reg_read(eng.handle, _PC, eng._pu64)
+        pc = eng._u64.value
         if intno == 1:                              # UNDEFINED in Unicorn
             word = self._fetch_word(pc)
-            insn = isa.decode(word)
+            hit = _DECODED.get(word)
+            if hit is None:
+                if len(_DECODED) >= 1 << 16:
+                    _DECODED.clear()
+                insn = isa.decode(word)
+                hit = _DECODED[word] = (insn, None if insn is None else EXECUTE.get(insn.name))
+            insn = hit[0]
             if insn is not None:
-                self._run_mte(insn, pc)
+                self._run_mte(insn, hit[1], pc)
                 return
             if word == HLT_SEMIHOST:
                 self._semihost(pc)
@@ -67,7 +80,7 @@ class Traps:
             self._pending = ("stop", RunResult("exception", None, None, pc))
             raise _Stop
 
-    def _run_mte(self, insn, pc: int) -> None:
+    def _run_mte(self, insn, fn, pc: int) -> None:
         counters = self.counters
         counters.mte_insns += 1
         tags = self.tags
@@ -77,7 +90,10 @@ class Traps:
         eng._reg_read(eng.handle, _PSTATE, eng._pu64)
         self._trap_el = (eng._u64.value >> 2) & 3
         try:
-            execute_mte(insn, self)
+            if fn is None:
+                execute_mte(insn, self)             # UnknownInstruction
+            else:
+                fn(insn, self)                      # execute_mte's dispatch, per word
         except faults.ArchFault as f:
             self._trap_el = None
             # allocation-tag storage traffic of the instruction (tag checks count apart)
