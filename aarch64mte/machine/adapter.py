@@ -30,6 +30,16 @@ __all__ = ["Engine", "UcError", "A"]
 CP_REG = A.UC_ARM64_REG_CP_REG
 
 
+def _bare(name: str):
+    """The library's function ``name`` without declared argument types: ctypes then skips the
+    per-argument conversion, which halves the cost of a register access. Callers pass only
+    the engine handle (a c_void_p), a register id (a small int) and a byref pointer."""
+    try:
+        return getattr(ctypes.CDLL(uclib._name), name)
+    except Exception:
+        return getattr(uclib, name)
+
+
 class _CpReg(ctypes.Structure):
     _fields_ = [("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
                 ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
@@ -92,8 +102,8 @@ class Engine:
         self._pu64 = ctypes.byref(self._u64)
         self._cp = _CpReg()
         self._pcp = ctypes.byref(self._cp)
-        self._reg_read = uclib.uc_reg_read
-        self._reg_write = uclib.uc_reg_write
+        self._reg_read = _bare("uc_reg_read")
+        self._reg_write = _bare("uc_reg_write")
         self._mem_read = uclib.uc_mem_read
         self._mem_write = uclib.uc_mem_write
         self.counter = BlockCounter()
