@@ -104,6 +104,12 @@ class Engine:
         self._pcp = ctypes.byref(self._cp)
         self._reg_read = _bare("uc_reg_read")
         self._reg_write = _bare("uc_reg_write")
+        # PC and PSTATE in one call (the MTE trap needs both)
+        self.pc_ps = (ctypes.c_uint64 * 2)()
+        self._pc_ps_ids = (ctypes.c_int * 2)(A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE)
+        base = ctypes.addressof(self.pc_ps)
+        self._pc_ps_ptrs = (ctypes.c_void_p * 2)(base, base + 8)
+        self._read_batch = _bare("uc_reg_read_batch")
         self._mem_read = uclib.uc_mem_read
         self._mem_write = uclib.uc_mem_write
         self.counter = BlockCounter()
@@ -121,6 +127,10 @@ class Engine:
     def wr(self, reg: int, value: int) -> None:
         self._u64.value = value & 0xFFFFFFFFFFFFFFFF
         self._reg_write(self.handle, reg, self._pu64)
+
+    def read_pc_pstate(self) -> None:
+        """PC and PSTATE into ``pc_ps[0]`` and ``pc_ps[1]``."""
+        self._read_batch(self.handle, self._pc_ps_ids, self._pc_ps_ptrs, 2)
 
     def rd128(self, reg: int) -> int:
         return self.uc.reg_read(reg)

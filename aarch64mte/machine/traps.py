@@ -3,6 +3,7 @@
 ``HLT #0xF000``, BRK and SVC."""
 from __future__ import annotations
 
+import struct
 from typing import Optional
 
 from unicorn import arm64_const as A
@@ -20,7 +21,7 @@ DC_ZVA = (1, 3, 7, 4, 1)
 WFI = 0xD503207F
 _PC = A.UC_ARM64_REG_PC
 _DECODED = {}                       # word -> (isa.decode(word), its EXECUTE function)
-_PSTATE = A.UC_ARM64_REG_PSTATE
+_WORD = struct.Struct("<I")
 EC_WFX = 0x01                       # trapped WFI/WFE
 
 
@@ -43,10 +44,16 @@ class Traps:
 
     def _intr(self, intno: int) -> None:
         eng = self.eng
-        eng._reg_read(eng.handle, _PC, eng._pu64)
-        pc = eng._u64.value
+        eng._read_batch(eng.handle, eng._pc_ps_ids, eng._pc_ps_ptrs, 2)   # read_pc_pstate
+        pc_ps = eng.pc_ps
+        pc = pc_ps[0]
         if intno == 1:                              # UNDEFINED in Unicorn
-            word = self._fetch_word(pc)
+            pp = self._code_pa.get(pc & ~0xFFF)     # _fetch_word, its RAM case inline
+            ram = self.ram
+            if pp is not None and ram.base <= pp < ram.end:
+                word = _WORD.unpack_from(ram.buf, pp - ram.base + (pc & 0xFFF))[0]
+            else:
+                word = self._fetch_word(pc)
             hit = _DECODED.get(word)
             if hit is None:
                 if len(_DECODED) >= 1 << 16:
@@ -55,7 +62,7 @@ class Traps:
                 hit = _DECODED[word] = (insn, None if insn is None else EXECUTE.get(insn.name))
             insn = hit[0]
             if insn is not None:
-                self._run_mte(insn, hit[1], pc)
+                self._run_mte(insn, hit[1], pc, (pc_ps[1] >> 2) & 3)
                 return
             if word == HLT_SEMIHOST:
                 self._semihost(pc)
@@ -80,15 +87,14 @@ class Traps:
             self._pending = ("stop", RunResult("exception", None, None, pc))
             raise _Stop
 
-    def _run_mte(self, insn, fn, pc: int) -> None:
+    def _run_mte(self, insn, fn, pc: int, el: int) -> None:
         counters = self.counters
         counters.mte_insns += 1
         tags = self.tags
         r0, w0 = tags.granules_read, tags.granules_written
         # PSTATE cannot change while the semantics run: EL is read once for the instruction
         eng = self.eng
-        eng._reg_read(eng.handle, _PSTATE, eng._pu64)
-        self._trap_el = (eng._u64.value >> 2) & 3
+        self._trap_el = el
         try:
             if fn is None:
                 execute_mte(insn, self)             # UnknownInstruction
