@@ -3,6 +3,7 @@ semantics read and change (registers, allocation tags through the current transl
 that are not tag-checked, the random tag source)."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Optional
 
 from unicorn import arm64_const as A
@@ -21,40 +22,42 @@ _PAGE_NO_TOP = 0x00FF_FFFF_FFFF_F000
 class CpuProtocol:
     """Part of ``Machine`` (see ``machine.py``)."""
 
-    # Register access straight through the engine's ctypes call (these run several times
-    # per MTE instruction).
+    # Register access: one prepared ctypes call per register (Machine._setup_fast_regs),
+    # the value passing through the engine's c_uint64. These run several times per MTE
+    # instruction.
+    def _setup_fast_regs(self) -> None:
+        eng = self.eng
+        rd, wr, h, p = eng._reg_read, eng._reg_write, eng.handle, eng._pu64
+        self._u64 = eng._u64
+        self._xrd = [partial(rd, h, r, p) for r in X_OR_SP]      # 31: SP
+        self._xwr = [partial(wr, h, r, p) for r in X_OR_SP]
+
     def x(self, n: int) -> int:
         if n == 31:
             return 0
-        eng = self.eng
-        eng._reg_read(eng.handle, X_REGS[n], eng._pu64)
-        return eng._u64.value
+        self._xrd[n]()
+        return self._u64.value
 
     def set_x(self, n: int, value: int) -> None:
         if n != 31:
-            eng = self.eng
-            eng._u64.value = value & MASK64
-            eng._reg_write(eng.handle, X_REGS[n], eng._pu64)
+            self._u64.value = value & MASK64
+            self._xwr[n]()
 
     def sp(self) -> int:
-        eng = self.eng
-        eng._reg_read(eng.handle, _SP, eng._pu64)
-        return eng._u64.value
+        self._xrd[31]()
+        return self._u64.value
 
     def set_sp(self, value: int) -> None:
-        eng = self.eng
-        eng._u64.value = value & MASK64
-        eng._reg_write(eng.handle, _SP, eng._pu64)
+        self._u64.value = value & MASK64
+        self._xwr[31]()
 
     def x_or_sp(self, n: int) -> int:
-        eng = self.eng
-        eng._reg_read(eng.handle, X_OR_SP[n], eng._pu64)
-        return eng._u64.value
+        self._xrd[n]()
+        return self._u64.value
 
     def set_x_or_sp(self, n: int, value: int) -> None:
-        eng = self.eng
-        eng._u64.value = value & MASK64
-        eng._reg_write(eng.handle, X_OR_SP[n], eng._pu64)
+        self._u64.value = value & MASK64
+        self._xwr[n]()
 
     def set_nzcv(self, value: int) -> None:
         self.eng.wr(A.UC_ARM64_REG_NZCV, value)
@@ -72,7 +75,8 @@ class CpuProtocol:
         return False                 # the virt board without virtualization: no EL2
 
     def tag_access_enabled(self, el: int) -> bool:
-        sctlr = self._regs().sctlr
+        r = self._regime
+        sctlr = (r if r is not None else self._regs()).sctlr
         return bool((sctlr >> (42 if el == 0 else 43)) & 1)
 
     def _data_translate(self, va: int, write: bool, el: Optional[int] = None) -> Translation:

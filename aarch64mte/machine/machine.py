@@ -81,6 +81,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         self.seed = seed
         self.count_classes = count_classes
         self.eng = Engine()
+        self._setup_fast_regs()
         self.uc = self.eng.uc
         self.ram = Ram(self.eng, RAM_BASE, ram_size)
         self.tags = TagStorage([(RAM_BASE, ram_size)], page_size=PAGE, on_change=self._tags_changed)

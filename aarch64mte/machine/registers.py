@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from unicorn import arm64_const as A
 
-from .sysregs import ENCODINGS, ID_AA64PFR1_MTE3, UC_IDS, TRANSLATION_REGS
+from .sysregs import (ENCODINGS, GCR_MASK, ID_AA64PFR1_MTE3, RGSR_MASK, TFSR_MASK, UC_IDS,
+                      TRANSLATION_REGS)
 
 MASK64 = (1 << 64) - 1
 _MTE_FIELDS = {"GCR_EL1": "gcr_el1", "RGSR_EL1": "rgsr_el1", "TFSR_EL1": "tfsr_el1",
                "TFSRE0_EL1": "tfsre0_el1"}
+_MTE_WRITES = {"GCR_EL1": ("gcr_el1", GCR_MASK), "RGSR_EL1": ("rgsr_el1", RGSR_MASK),
+               "TFSR_EL1": ("tfsr_el1", TFSR_MASK), "TFSRE0_EL1": ("tfsre0_el1", TFSR_MASK)}
 X_REGS = [A.UC_ARM64_REG_X0 + i for i in range(29)] + [A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30]
 
 
@@ -133,6 +136,10 @@ class Registers:
         raise KeyError(f"unknown system register {name}")
 
     def set_sysreg(self, name: str, value: int) -> None:
+        f = _MTE_WRITES.get(name)
+        if f is not None:                   # as MteRegs.write: the field, RES0 bits cleared
+            setattr(self.mte, f[0], value & f[1])
+            return
         name = name.upper()
         if name in ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1", "TCO"):
             self.mte.write(name, value)

@@ -31,6 +31,27 @@ class Traps:
     def _on_intr(self, handle, intno, ud) -> None:
         # called by ctypes directly (Engine.hook_intr): nothing may escape
         try:
+            if intno == 1:                          # UNDEFINED in Unicorn: MTE comes first
+                eng = self.eng
+                eng._read_batch(eng.handle, eng._pc_ps_ids, eng._pc_ps_ptrs, 2)  # PC, PSTATE
+                pc_ps = eng.pc_ps
+                pc = pc_ps[0]
+                pp = self._code_pa.get(pc & ~0xFFF)     # _fetch_word, its RAM case inline
+                ram = self.ram
+                if pp is not None and ram.base <= pp < ram.end:
+                    word = _WORD.unpack_from(ram.buf, pp - ram.base + (pc & 0xFFF))[0]
+                else:
+                    word = self._fetch_word(pc)
+                hit = _DECODED.get(word)
+                if hit is None:
+                    if len(_DECODED) >= 1 << 16:
+                        _DECODED.clear()
+                    insn = isa.decode(word)
+                    hit = _DECODED[word] = (insn, None if insn is None else
+                                            EXECUTE.get(insn.name))
+                if hit[0] is not None:
+                    self._run_mte(hit[0], hit[1], pc, (pc_ps[1] >> 2) & 3)
+                    return
             self._intr(intno)
         except _Stop:
             self.eng.emu_stop()
@@ -43,27 +64,11 @@ class Traps:
             self.eng.emu_stop()
 
     def _intr(self, intno: int) -> None:
+        """Everything but an MTE instruction (those are run by ``_on_intr``)."""
         eng = self.eng
-        eng._read_batch(eng.handle, eng._pc_ps_ids, eng._pc_ps_ptrs, 2)   # read_pc_pstate
-        pc_ps = eng.pc_ps
-        pc = pc_ps[0]
+        pc = eng.rd(_PC)
         if intno == 1:                              # UNDEFINED in Unicorn
-            pp = self._code_pa.get(pc & ~0xFFF)     # _fetch_word, its RAM case inline
-            ram = self.ram
-            if pp is not None and ram.base <= pp < ram.end:
-                word = _WORD.unpack_from(ram.buf, pp - ram.base + (pc & 0xFFF))[0]
-            else:
-                word = self._fetch_word(pc)
-            hit = _DECODED.get(word)
-            if hit is None:
-                if len(_DECODED) >= 1 << 16:
-                    _DECODED.clear()
-                insn = isa.decode(word)
-                hit = _DECODED[word] = (insn, None if insn is None else EXECUTE.get(insn.name))
-            insn = hit[0]
-            if insn is not None:
-                self._run_mte(insn, hit[1], pc, (pc_ps[1] >> 2) & 3)
-                return
+            word = self._fetch_word(pc)
             if word == HLT_SEMIHOST:
                 self._semihost(pc)
                 return
