@@ -104,11 +104,15 @@ class Engine:
         self._pcp = ctypes.byref(self._cp)
         self._reg_read = _bare("uc_reg_read")
         self._reg_write = _bare("uc_reg_write")
-        # PC and PSTATE in one call (the MTE trap needs both)
-        self.pc_ps = (ctypes.c_uint64 * 2)()
-        self._pc_ps_ids = (ctypes.c_int * 2)(A.UC_ARM64_REG_PC, A.UC_ARM64_REG_PSTATE)
-        base = ctypes.addressof(self.pc_ps)
-        self._pc_ps_ptrs = (ctypes.c_void_p * 2)(base, base + 8)
+        # X0-X30, SP, PC and PSTATE in one call (what an MTE instruction's trap reads)
+        ids = [A.UC_ARM64_REG_X0 + i for i in range(29)] + [
+            A.UC_ARM64_REG_X29, A.UC_ARM64_REG_X30, A.UC_ARM64_REG_SP, A.UC_ARM64_REG_PC,
+            A.UC_ARM64_REG_PSTATE]
+        self.trap_regs = (ctypes.c_uint64 * len(ids))()
+        self._trap_ids = (ctypes.c_int * len(ids))(*ids)
+        base = ctypes.addressof(self.trap_regs)
+        self._trap_ptrs = (ctypes.c_void_p * len(ids))(*[base + 8 * i for i in range(len(ids))])
+        self._trap_n = len(ids)
         self._read_batch = _bare("uc_reg_read_batch")
         self._mem_read = uclib.uc_mem_read
         self._mem_write = uclib.uc_mem_write
@@ -128,9 +132,9 @@ class Engine:
         self._u64.value = value & 0xFFFFFFFFFFFFFFFF
         self._reg_write(self.handle, reg, self._pu64)
 
-    def read_pc_pstate(self) -> None:
-        """PC and PSTATE into ``pc_ps[0]`` and ``pc_ps[1]``."""
-        self._read_batch(self.handle, self._pc_ps_ids, self._pc_ps_ptrs, 2)
+    def read_trap_regs(self) -> None:
+        """``trap_regs``: X0-X30 at 0-30, SP at 31, PC at 32, PSTATE at 33."""
+        self._read_batch(self.handle, self._trap_ids, self._trap_ptrs, self._trap_n)
 
     def rd128(self, reg: int) -> int:
         return self.uc.reg_read(reg)

@@ -23,41 +23,55 @@ class CpuProtocol:
     """Part of ``Machine`` (see ``machine.py``)."""
 
     # Register access: one prepared ctypes call per register (Machine._setup_fast_regs),
-    # the value passing through the engine's c_uint64. These run several times per MTE
-    # instruction.
+    # the value passing through the engine's c_uint64. While an MTE instruction runs
+    # (``_trap_el`` set) reads come from the copy of X0-X30 and SP the trap read in one call
+    # (``Engine.trap_regs``); every write goes to the engine and to that copy.
     def _setup_fast_regs(self) -> None:
         eng = self.eng
         rd, wr, h, p = eng._reg_read, eng._reg_write, eng.handle, eng._pu64
         self._u64 = eng._u64
+        self._snap = eng.trap_regs
         self._xrd = [partial(rd, h, r, p) for r in X_OR_SP]      # 31: SP
         self._xwr = [partial(wr, h, r, p) for r in X_OR_SP]
 
     def x(self, n: int) -> int:
         if n == 31:
             return 0
+        if self._trap_el is not None:
+            return self._snap[n]
         self._xrd[n]()
         return self._u64.value
 
     def set_x(self, n: int, value: int) -> None:
         if n != 31:
-            self._u64.value = value & MASK64
+            value &= MASK64
+            self._u64.value = value
             self._xwr[n]()
+            self._snap[n] = value
 
     def sp(self) -> int:
+        if self._trap_el is not None:
+            return self._snap[31]
         self._xrd[31]()
         return self._u64.value
 
     def set_sp(self, value: int) -> None:
-        self._u64.value = value & MASK64
+        value &= MASK64
+        self._u64.value = value
         self._xwr[31]()
+        self._snap[31] = value
 
     def x_or_sp(self, n: int) -> int:
+        if self._trap_el is not None:
+            return self._snap[n]
         self._xrd[n]()
         return self._u64.value
 
     def set_x_or_sp(self, n: int, value: int) -> None:
-        self._u64.value = value & MASK64
+        value &= MASK64
+        self._u64.value = value
         self._xwr[n]()
+        self._snap[n] = value
 
     def set_nzcv(self, value: int) -> None:
         self.eng.wr(A.UC_ARM64_REG_NZCV, value)

@@ -33,9 +33,11 @@ class Traps:
         try:
             if intno == 1:                          # UNDEFINED in Unicorn: MTE comes first
                 eng = self.eng
-                eng._read_batch(eng.handle, eng._pc_ps_ids, eng._pc_ps_ptrs, 2)  # PC, PSTATE
-                pc_ps = eng.pc_ps
-                pc = pc_ps[0]
+                # read_trap_regs: X0-X30, SP, PC, PSTATE, which the semantics then read
+                # from that copy (CpuProtocol.x)
+                eng._read_batch(eng.handle, eng._trap_ids, eng._trap_ptrs, eng._trap_n)
+                regs = eng.trap_regs
+                pc = regs[32]
                 pp = self._code_pa.get(pc & ~0xFFF)     # _fetch_word, its RAM case inline
                 ram = self.ram
                 if pp is not None and ram.base <= pp < ram.end:
@@ -50,7 +52,7 @@ class Traps:
                     hit = _DECODED[word] = (insn, None if insn is None else
                                             EXECUTE.get(insn.name))
                 if hit[0] is not None:
-                    self._run_mte(hit[0], hit[1], pc, (pc_ps[1] >> 2) & 3)
+                    self._run_mte(hit[0], hit[1], pc, (regs[33] >> 2) & 3)
                     return
             self._intr(intno)
         except _Stop:
@@ -97,7 +99,8 @@ class Traps:
         counters.mte_insns += 1
         tags = self.tags
         r0, w0 = tags.granules_read, tags.granules_written
-        # PSTATE cannot change while the semantics run: EL is read once for the instruction
+        # PSTATE cannot change while the semantics run: EL is read once for the instruction,
+        # and the X registers and SP come from the copy _on_intr read (writes go to both)
         eng = self.eng
         self._trap_el = el
         try:
