@@ -16,7 +16,10 @@ of ``Machine`` comes from one module per concern:
 How an MTE-relevant event reaches the semantics:
 - MTE instructions, MTE system registers and DC G*VA are UNDEFINED in Unicorn and arrive at the
   interrupt hook (intno 1) with PC at the instruction: decode (``isa``), run the semantics
-  against this machine as their ``Cpu``, PC += 4.
+  against this machine as their ``Cpu``, PC += 4. The hook reads X0-X30, SP, PC and PSTATE in
+  one call; while the semantics run, EL and register reads come from that copy (writes go to
+  both), and their tag accesses translate through a one-entry software TLB per access kind,
+  dropped with the rest of the translation-derived state (``Tlb._invalidate``).
 - Loads and stores: the translation (fill hook) sends a page to the plain RAM mapping when no
   access through that pointer tag can fail a check (Untagged, unchecked, or every granule holds
   the pointer's tag), otherwise to the tag alias, where the tag-check hook checks the whole
