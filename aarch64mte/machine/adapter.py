@@ -76,9 +76,13 @@ def _counter_library():
             os.makedirs(cache, exist_ok=True)
             fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
             os.close(fd)
-            subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, src], check=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            os.replace(tmp, so)
+            try:
+                subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, src], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                os.replace(tmp, so)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         _COUNTER_LIB = ctypes.CDLL(so)
     except Exception:            # no compiler, read-only home, ...: fall back to Python
         _COUNTER_LIB = None
