@@ -51,43 +51,41 @@ def strip_block_comments(text: str) -> str:
     return "".join(out)
 
 
+def _lexemes(text: str, char_constants: bool):
+    """The characters of `text` one by one, except that a string literal ("..." with its
+    backslash escapes) and, if asked, a character constant ('c or '\\c) come whole: so the
+    splitters below never split inside them. Yields (chunk, is_literal)."""
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" and j + 1 < n else 1
+            j = min(j + 1, n)
+            yield text[i:j], True
+            i = j
+        elif char_constants and c == "'" and i + 1 < n:
+            j = i + 3 if text[i + 1] == "\\" and i + 2 < n else i + 2
+            yield text[i:j], True
+            i = j
+        else:
+            yield c, False
+            i += 1
+
+
 def split_statements(line: str) -> list[str]:
     """Split a comment-free line at ';' outside strings; a line whose first non-blank
     character is '#' is a comment (as in GNU as)."""
     if line.lstrip().startswith("#"):
         return []
     parts, cur = [], []
-    in_str = False
-    i = 0
-    while i < len(line):
-        c = line[i]
-        if in_str:
-            cur.append(c)
-            if c == "\\" and i + 1 < len(line):
-                cur.append(line[i + 1])
-                i += 2
-                continue
-            if c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            cur.append(c)
-        elif c == "'" and i + 1 < len(line):
-            # character constant: 'c or '\c
-            cur.append(c)
-            if line[i + 1] == "\\" and i + 2 < len(line):
-                cur.append(line[i + 1:i + 3])
-                i += 3
-                continue
-            cur.append(line[i + 1])
-            i += 2
-            continue
-        elif c == ";":
+    for chunk, literal in _lexemes(line, char_constants=True):
+        if chunk == ";" and not literal:
             parts.append("".join(cur))
             cur = []
         else:
-            cur.append(c)
-        i += 1
+            cur.append(chunk)
     parts.append("".join(cur))
     return [p for p in (p.strip() for p in parts) if p]
 
@@ -122,33 +120,17 @@ def parse_assignment(text: str) -> tuple[str, str] | None:
 
 def split_args(text: str) -> list[str]:
     """Split at top-level commas (outside strings, (), [] and {})."""
-    parts, cur, depth, in_str = [], [], 0, False
-    i = 0
-    while i < len(text):
-        c = text[i]
-        if in_str:
-            cur.append(c)
-            if c == "\\" and i + 1 < len(text):
-                cur.append(text[i + 1])
-                i += 2
-                continue
-            if c == '"':
-                in_str = False
-        elif c == '"':
-            in_str = True
-            cur.append(c)
-        elif c in "([{":
+    parts, cur, depth = [], [], 0
+    for chunk, literal in _lexemes(text, char_constants=False):
+        if not literal and chunk in "([{":
             depth += 1
-            cur.append(c)
-        elif c in ")]}":
+        elif not literal and chunk in ")]}":
             depth -= 1
-            cur.append(c)
-        elif c == "," and depth == 0:
+        elif not literal and chunk == "," and depth == 0:
             parts.append("".join(cur).strip())
             cur = []
-        else:
-            cur.append(c)
-        i += 1
+            continue
+        cur.append(chunk)
     last = "".join(cur).strip()
     if last or parts:
         parts.append(last)
