@@ -48,11 +48,7 @@ class Workload:
 
 # The counter lives in x1; the loop branches back to label 1. x2 accumulates a checksum that
 # both engines must agree on.
-WORKLOADS = [
-    Workload(
-        "untagged", "ALU + loads/stores, Untagged memory (MMU off)", "virt",
-        setup="",
-        body="""
+LOAD_STORE_LOOP = """
 1:  ldr     x3, [x0]
     add     x3, x3, x1
     eor     x4, x3, x2
@@ -61,7 +57,12 @@ WORKLOADS = [
     add     x2, x2, x5
     subs    x1, x1, #1
     b.ne    1b
-""", body_insns=8, target=">= 0.9x"),
+"""
+WORKLOADS = [
+    Workload(
+        "untagged", "ALU + loads/stores, Untagged memory (MMU off)", "virt",
+        setup="",
+        body=LOAD_STORE_LOOP, body_insns=8, target=">= 0.9x"),
     Workload(
         "checked", "tag-checked loads/stores, page uniformly tagged", "snippet",
         setup="""
@@ -74,16 +75,7 @@ WORKLOADS = [
     cmp     x11, x10
     b.ne    2b
 """,
-        body="""
-1:  ldr     x3, [x0]
-    add     x3, x3, x1
-    eor     x4, x3, x2
-    str     x4, [x0, #8]
-    ldr     x5, [x0, #8]
-    add     x2, x2, x5
-    subs    x1, x1, #1
-    b.ne    1b
-""", body_insns=8, target=">= 0.5x"),
+        body=LOAD_STORE_LOOP, body_insns=8, target=">= 0.5x"),
     Workload(
         "mte", "IRG/ADDG/STG/LDG loop", "snippet",
         setup="""
