@@ -91,7 +91,23 @@ def _footprint(insn, mnem: str, regs_before_mem) -> int:
         if m.group(2) or mnem.endswith("r"):
             return n * _ELEM.get(arr[-1:], 0)
         return n * _ARRANGE.get(arr, 16)
+    if regs_before_mem:
+        # One register's worth: the whole access, even where Unicorn splits it (an unaligned
+        # 16-byte LDUR Q arrives as two 8-byte accesses), so every granule is checked at once.
+        return _single_access_bytes(mnem, regs_before_mem[-1])
     return 0
+
+
+def _single_access_bytes(mnem: str, reg: str) -> int:
+    """Bytes one single-register load/store/atomic moves: by the B/H/SW size suffix of the
+    mnemonic (LDRB, LDRSH, LDRSW, STLURB, LDADDAH, CASB, ...), else the register's size."""
+    if mnem.endswith("sw"):
+        return 4
+    if mnem.endswith("b"):
+        return 1
+    if mnem.endswith("h"):
+        return 2
+    return _REGBYTES.get(reg[0], 0)
 
 
 def _data_bytes(insn, mnem: str, regs_before_mem) -> int:
