@@ -90,3 +90,77 @@ def test_faults_iff_a_touched_granule_mismatches(case):
     assert m.read_mem(buf, len(FILL)) == FILL          # nothing stored
     assert m.reg("x2") == 0x1111                         # nothing loaded
     assert m.read_tags(buf, 16 * GRANULES) == tags
+
+
+WRITEBACK = {           # template -> (bytes, is a store, base after = base + ...)
+    "ldr x2, [x1, #{o}]!": (8, False, "o"),
+    "str x4, [x1, #{o}]!": (8, True, "o"),
+    "ldp x2, x3, [x1, #{o}]!": (16, False, "o"),
+    "stp x4, x5, [x1, #{o}]!": (16, True, "o"),
+    "ldur q2, [x1, #{o}]": (16, False, None),
+    "stur q4, [x1, #{o}]": (16, True, None),
+}
+
+
+def page_edge_image(template, offset):
+    """buf straddles a 4 KiB page boundary: its first 64 bytes end one page, the rest begin
+    the next, so accesses near the middle span two pages."""
+    key = ("edge", template, offset)
+    if key not in _images:
+        src = f"""
+_start:
+    adr  x1, buf
+    orr  x1, x1, x6, lsl #56
+    {template.format(o=offset)}
+    .data
+    .balign 4096
+    .skip 4096 - 64
+buf: .skip {16 * GRANULES}
+"""
+        _images[key] = assemble(src)
+    return _images[key]
+
+
+@st.composite
+def edge_cases(draw):
+    template = draw(st.sampled_from(sorted(WRITEBACK)))
+    size, store, _ = WRITEBACK[template]
+    step = 8 if "!" in template else 1
+    offset = draw(st.integers(0, (16 * GRANULES - size) // step).map(lambda k: k * step))
+    if "!" in template:
+        offset = min(offset, 248)
+    tags = draw(st.lists(st.integers(0, 15), min_size=GRANULES, max_size=GRANULES))
+    logical = draw(st.integers(0, 15))
+    return template, size, store, offset, tags, logical
+
+
+@settings(max_examples=120, deadline=None)
+@given(edge_cases())
+def test_page_spanning_and_writeback_accesses(case):
+    """The same rule across a page boundary and for pre-index writeback: a faulting access
+    leaves the base register unchanged (no writeback), as well as memory and registers."""
+    template, size, store, offset, tags, logical = case
+    m = Machine()
+    m.load_image(page_edge_image(template, offset))
+    buf = m.symbols["buf"]
+    assert (buf + 64) % 4096 == 0
+    m.write_tags(buf, tags)
+    m.write_mem(buf, FILL)
+    m.set_reg("x6", logical)
+    m.set_reg("x2", 0x1111)
+    m.set_reg("x4", 0xAAAAAAAAAAAAAAAA)
+    m.set_reg("x5", 0x5555555555555555)
+    r = m.run(100)
+    pointer = (logical << 56) | buf
+
+    touched = range(offset // 16, (offset + size - 1) // 16 + 1)
+    if all(tags[g] == logical for g in touched):
+        assert r.reason == "end", r
+        if "!" in template:
+            assert m.reg("x1") == pointer + offset
+        return
+    assert r.reason == "exception" and r.exception.esr & 0x3F == 0x11
+    assert bool(r.exception.esr >> 6 & 1) == store
+    assert m.reg("x1") == pointer                        # no writeback
+    assert m.read_mem(buf, len(FILL)) == FILL
+    assert m.reg("x2") == 0x1111
