@@ -164,3 +164,26 @@ def test_page_spanning_and_writeback_accesses(case):
     assert m.reg("x1") == pointer                        # no writeback
     assert m.read_mem(buf, len(FILL)) == FILL
     assert m.reg("x2") == 0x1111
+
+
+@settings(max_examples=100, deadline=None)
+@given(cases())
+def test_async_mode_records_and_completes(case):
+    """TCF = async (0b10): a mismatch raises no exception, the access completes, and
+    TFSR_EL1.TF0 (pointer bit 55 = 0) records it; a matching access leaves TFSR_EL1 at 0."""
+    template, size, store, offset, tags, logical = case
+    m = Machine(tcf="async")
+    m.load_image(image_for(template, offset))
+    buf = m.symbols["buf"]
+    m.write_tags(buf, tags)
+    m.write_mem(buf, FILL)
+    m.set_reg("x6", logical)
+    m.set_reg("x4", 0x0102030405060708)               # bytes below FILL's 0x40..0xBF,
+    m.set_reg("x5", 0x1112131415161718)               # so a landed store always shows
+    r = m.run(100)
+    assert r.reason == "end"
+    touched = range(offset // 16, (offset + size - 1) // 16 + 1)
+    mismatch = any(tags[g] != logical for g in touched)
+    assert m.reg("tfsr_el1") == (1 if mismatch else 0)
+    if store:
+        assert m.read_mem(buf, len(FILL)) != FILL      # the store landed
