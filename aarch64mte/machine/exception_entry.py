@@ -1,5 +1,9 @@
 """Synchronous exception entry (AArch64.TakeException, done in Python: Unicorn never vectors)
-and return (ERET runs natively; a code hook on each ERET restores PSTATE.TCO from SPSR_EL1)."""
+and return (ERET runs natively; a code hook on each ERET restores PSTATE.TCO from SPSR_EL1).
+
+The ERETs are found in the segments at load and, for code that appears at run time, in each page
+an instruction fetch fills into the TLB (``Tlb._on_fill``): the page is scanned once per
+(VA page, PA page) until the next TLB flush, an IC instruction or a ``write_mem`` to it."""
 from __future__ import annotations
 
 from typing import Optional
@@ -65,8 +69,8 @@ class ExceptionEntry:
         """Before an ERET at EL1: PSTATE.TCO comes back from SPSR_EL1 bit 25."""
         try:
             el = self.el
-            if el == 0:
-                return
+            if el == 0 or self._fetch_word(addr) not in ERET_WORDS:
+                return                          # (a hooked word the code no longer holds)
             spsr = self.eng.cp_read(*ENCODINGS["SPSR_EL1"])
             self.counters.exception_returns += 1
             self.mte.tco = (spsr >> 25) & 1
@@ -81,6 +85,33 @@ class ExceptionEntry:
             if w in ERET_WORDS and addr + off not in self._eret_hooks:
                 a = addr + off
                 self._eret_hooks[a] = self.uc.hook_add(UC_HOOK_CODE, self._on_eret, begin=a, end=a)
+
+    def _scan_erets(self, vpage: int, ppage: int) -> None:
+        """Hook the ERETs in one page an instruction fetch reaches: VA page ``vpage`` mapped
+        to PA page ``ppage``. All three encodings end in the bytes 9F D6."""
+        self._eret_scanned.add((vpage, ppage))
+        self._eret_scanned_pa.add(ppage)
+        ram = self.ram
+        if not ram.contains(ppage, PAGE):
+            return
+        buf, o = ram.buf, ppage - ram.base
+        end = o + PAGE
+        i = buf.find(b"\x9f\xd6", o + 2, end)
+        while i >= 0:
+            w = i - 2
+            if not w & 3 and int.from_bytes(buf[w:w + 4], "little") in ERET_WORDS:
+                a = vpage + (w - o)
+                if a not in self._eret_hooks:
+                    self._eret_hooks[a] = self.uc.hook_add(UC_HOOK_CODE, self._on_eret,
+                                                           begin=a, end=a)
+            i = buf.find(b"\x9f\xd6", i + 1, end)
+
+    def _rescan_erets(self, ppages=None) -> None:
+        """Code may have changed (IC, ``write_mem``): scan again the pages fetched from
+        (those in ``ppages`` only, if given): their TLB entries may stay and refill nothing."""
+        for vp, pp in list(self._eret_scanned):
+            if ppages is None or pp in ppages:
+                self._scan_erets(vp, pp)
 
     def _deliver_fill_fault(self, pc: int) -> None:
         vaddr, acc, dfsc, el = self._fill_fault

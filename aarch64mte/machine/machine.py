@@ -26,7 +26,8 @@ How an MTE-relevant event reaches the semantics:
   footprint of the instruction granule by granule at its first access.
 - DC ZVA is executed natively by Unicorn without memory hooks: the SYS hook catches it.
 - Exceptions are entered in Python; ERET runs natively, with a code hook on each ERET restoring
-  PSTATE.TCO from SPSR_EL1 bit 25.
+  PSTATE.TCO from SPSR_EL1 bit 25; the ERETs are found at load and in each page an instruction
+  fetch fills (code copied or written at run time too).
 - A run ends at the end of .text through a code hook bounded to that address (the engine has
   no exit address: Unicorn would halt there with a WFI, which traps at EL0).
 """
@@ -118,7 +119,9 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         self._watch_pass = False            # ... and now runs alone, writable
         self._watch_step_pc = 0             # the instruction that runs alone
         self._data_hit = None               # a watch hit by a write the machine made
-        self._eret_hooks: Dict[int, int] = {}
+        self._eret_hooks: Dict[int, int] = {}   # hooked ERET address -> hook
+        self._eret_scanned = set()          # (VA page, PA page) fetched from, scanned for ERETs
+        self._eret_scanned_pa = set()       # their PA pages
         self._end_hook = None
         self._blocks: Dict[bytes, tuple] = {}   # block code -> decoded classes and bytes
         self._class_block = None                # (addr, size, entries) of the last block
@@ -272,6 +275,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
     def write_mem(self, va: int, data: bytes, physical: bool = False) -> None:
         data = bytes(data)
         off = 0
+        written = None
         while off < len(data):
             a = va + off
             k = min(len(data) - off, (a | 0xFFF) + 1 - a)
@@ -280,7 +284,14 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
                 self.ram.write(pa, data[off:off + k])
             else:
                 self.eng.mem_write(pa, data[off:off + k])
+            if self._eret_scanned_pa:
+                for p in range(pa & ~(PAGE - 1), pa + k, PAGE):
+                    if p in self._eret_scanned_pa:
+                        written = written or set()
+                        written.add(p)
             off += k
+        if written:
+            self._rescan_erets(written)         # fetched code may now hold other ERETs
 
     def _tag_pa(self, va: int) -> Optional[int]:
         t = self._debug_translate(va)

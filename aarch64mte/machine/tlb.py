@@ -38,6 +38,8 @@ class Tlb:
         self._tagged_cache = None
         self._code_pa.clear()
         self._fast_pages.clear()
+        self._eret_scanned.clear()          # a fetch refills: its page is scanned again
+        self._eret_scanned_pa.clear()
         if flush:
             self.eng.flush_tlb()
 
@@ -78,6 +80,8 @@ class Tlb:
                 return False
             pa = t.pa
             page = pa & ~(PAGE - 1)
+            if acc == FETCH and (vaddr & ~(PAGE - 1), page) not in self._eret_scanned:
+                self._scan_erets(vaddr & ~(PAGE - 1), page)
             if self.ram.contains(pa):
                 if t.tagged and self._checkable(vaddr, el, r):
                     ltag = (vaddr >> 56) & 0xF

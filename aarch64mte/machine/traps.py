@@ -198,6 +198,8 @@ class Traps:
                 return self._dc_zva(cp.val)
             if cp.op0 == 1 and cp.crn == 8:          # TLBI: our caches follow the guest's
                 self._invalidate(flush=False)
+            elif cp.op0 == 1 and cp.crn == 7 and cp.crm in (1, 5):   # IC: code may be new
+                self._rescan_erets()
         except _Stop:
             self.eng.emu_stop()
             return 1

@@ -804,3 +804,75 @@ def test_wfi_at_el0_traps_with_ntwi_clear():
     assert r.reason == "exception" and r.exception.from_el == 0
     assert r.exception.esr == (0x01 << 26) | (1 << 25) | (1 << 24) | (0xE << 20)
     assert m.reg("x0") == 1
+
+
+# A handler copied at run time into a page that held no ERET at load time: exception entry
+# sets PSTATE.TCO to 1 and SPSR_EL1.TCO (bit 25) to the old TCO; the copied ERET restores
+# PSTATE.TCO from SPSR_EL1 bit 25 (Arm ARM: AArch64.TakeException, AArch64.ExceptionReturn).
+COPIED_HANDLER = """
+    adr x0, tmpl
+    adr x1, fresh
+    add x2, x1, #0x200        // current EL, SPx, synchronous
+    mov x3, #(tmpl_end - tmpl) / 4
+1:  ldr w4, [x0], #4
+    str w4, [x2], #4
+    subs x3, x3, #1
+    b.ne 1b
+    dsb ish
+    ic iallu
+    dsb ish
+    isb
+    msr vbar_el1, x1
+    isb
+""" + TAGGED + """
+    mov x27, #0
+    msr tco, #0
+    svc #0
+    nop                       // skipped by the handler
+    mrs x26, tco
+    mov x9, #6
+    orr x8, x0, x9, lsl #56
+    mov x5, #0
+    ldr x5, [x8]              // tag 6 vs 5: must fault again
+    mrs x28, tco
+    b done
+tmpl:
+    add x27, x27, #1
+    mrs x21, esr_el1
+    mrs x24, spsr_el1
+    mrs x25, tco
+    mrs x23, elr_el1
+    add x23, x23, #4
+    msr elr_el1, x23
+    eret
+tmpl_end:
+done: nop
+""" + DATA + """
+    .balign 2048
+fresh: .space 0x800
+"""
+
+
+def test_eret_copied_at_run_time_restores_tco():
+    m, r = run(COPIED_HANDLER)
+    assert r.reason == "end"
+    assert m.reg("x27") == 2                           # SVC, then the tag check fault
+    assert m.reg("x21") == ESR_TAG_CHECK_READ and m.reg("x5") == 0
+    assert m.reg("x25") == 1 << 25                     # TCO = 1 on entry
+    assert (m.reg("x24") >> 25) & 1 == 0               # SPSR.TCO = old TCO
+    assert m.reg("x26") == 0 and m.reg("x28") == 0     # restored by the copied ERET
+    assert m.counters.exceptions_taken == 2 and m.counters.exception_returns == 2
+
+
+def test_eret_written_by_write_mem_restores_tco():
+    src = COPIED_HANDLER.replace("    mov x3, #(tmpl_end - tmpl) / 4", "    mov x3, #1")
+    m = Machine()
+    image = assemble(src)
+    m.load_image(image)
+    fresh = m.symbols["fresh"] + 0x200
+    code = m.read_mem(m.symbols["tmpl"], m.symbols["tmpl_end"] - m.symbols["tmpl"])
+    m.write_mem(fresh, code)
+    r = m.run(100_000)
+    assert r.reason == "end" and m.reg("x27") == 2
+    assert m.reg("x26") == 0 and m.reg("x28") == 0
+    assert m.counters.exception_returns == 2
