@@ -187,3 +187,22 @@ def test_async_mode_records_and_completes(case):
     assert m.reg("tfsr_el1") == (1 if mismatch else 0)
     if store:
         assert m.read_mem(buf, len(FILL)) != FILL      # the store landed
+
+
+def test_ldpsw_checks_only_the_eight_bytes_it_reads():
+    """LDPSW loads two 32-bit words (8 bytes): at buf+8 it touches only granule 0, so a
+    different tag on granule 1 must not make it fault; at buf+12 it spans into granule 1."""
+    for offset, faults in ((8, False), (12, True)):
+        m = Machine()
+        m.load_image(assemble(f"""
+_start:
+    adr  x1, buf
+    orr  x1, x1, #(3 << 56)
+    ldpsw x2, x3, [x1, #{offset}]
+    .data
+    .balign 16
+buf: .skip 32
+"""))
+        m.write_tags(m.symbols["buf"], [3, 0])
+        r = m.run(100)
+        assert (r.reason == "exception") == faults, (offset, r)

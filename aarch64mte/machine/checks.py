@@ -66,7 +66,7 @@ class AccessInfo:
     checked: bool                # DecodeTagChecked
     unpriv: bool                 # LDTR/STTR family: EL0 rules
     rmw: bool                    # atomic read-modify-write (CAS, SWP, LD<op>)
-    size: int                    # bytes the instruction accesses in all (0: the access size)
+    size: int                    # bytes it accesses in each direction (0: the hook's access size)
     written: Tuple[Tuple[int, bool], ...]
     cls: str
     reads: bool = True           # the instruction makes read accesses
@@ -75,58 +75,39 @@ class AccessInfo:
     wbytes: int = 0              # ... and writes (a read-modify-write counts both)
 
 
-def _footprint(insn, mnem: str, regs_before_mem) -> int:
-    if mnem in _PAIRS or mnem.startswith("casp"):
-        if regs_before_mem:
-            return 2 * _REGBYTES.get(regs_before_mem[-1][0], 8)
+def _simd_bytes(insn, mnem: str) -> int:
+    """Bytes an LD1..LD4 / ST1..ST4 (structure, single lane or replicate) form moves."""
+    m = re.match(r"\{([^}]*)\}(\[\d+\])?", insn.op_str)
+    if not m:
         return 0
+    regs = [r.strip() for r in m.group(1).split(",") if r.strip()]
+    arr = regs[0].split(".")[-1] if "." in regs[0] else ""
+    if m.group(2) or mnem.endswith("r"):
+        return len(regs) * _ELEM.get(arr[-1:], 0)
+    return len(regs) * _ARRANGE.get(arr, 16)
+
+
+def _access_bytes(insn, mnem: str, regs_before_mem) -> int:
+    """Bytes of data one execution of a load/store moves in each direction. It is also the
+    footprint checked at the instruction's first access, even where Unicorn splits the access
+    (an unaligned 16-byte LDUR Q arrives as two 8-byte accesses), so every granule it touches
+    is checked at once."""
     if _SIMD_LS.match(mnem):
-        op = insn.op_str
-        m = re.match(r"\{([^}]*)\}(\[\d+\])?", op)
-        if not m:
-            return 0
-        regs = [r.strip() for r in m.group(1).split(",") if r.strip()]
-        n = len(regs)
-        arr = regs[0].split(".")[-1] if "." in regs[0] else ""
-        if m.group(2) or mnem.endswith("r"):
-            return n * _ELEM.get(arr[-1:], 0)
-        return n * _ARRANGE.get(arr, 16)
-    if regs_before_mem:
-        # One register's worth: the whole access, even where Unicorn splits it (an unaligned
-        # 16-byte LDUR Q arrives as two 8-byte accesses), so every granule is checked at once.
-        return _single_access_bytes(mnem, regs_before_mem[-1])
-    return 0
-
-
-def _single_access_bytes(mnem: str, reg: str) -> int:
-    """Bytes one single-register load/store/atomic moves: by the B/H/SW size suffix of the
-    mnemonic (LDRB, LDRSH, LDRSW, STLURB, LDADDAH, CASB, ...), else the register's size."""
-    if mnem.endswith("sw"):
-        return 4
-    if mnem.endswith("b"):
-        return 1
-    if mnem.endswith("h"):
-        return 2
-    return _REGBYTES.get(reg[0], 0)
-
-
-def _data_bytes(insn, mnem: str, regs_before_mem) -> int:
-    """Bytes of data one execution of a load/store moves in each direction."""
+        return _simd_bytes(insn, mnem)
     if mnem.startswith("prf") or not regs_before_mem:
         return 0
     if mnem == "ldpsw":
         return 8
+    reg = regs_before_mem[-1]
     if mnem in _PAIRS or mnem.startswith("casp"):
-        return 2 * _REGBYTES.get(regs_before_mem[-1][0], 8)
-    if _SIMD_LS.match(mnem):
-        return _footprint(insn, mnem, regs_before_mem)
+        return 2 * _REGBYTES.get(reg[0], 8)
     if mnem.endswith("sw"):
         return 4
     if mnem.endswith("b"):
         return 1
     if mnem.endswith("h"):
         return 2
-    return _REGBYTES.get(regs_before_mem[-1][0], 8)
+    return _REGBYTES.get(reg[0], 8)
 
 
 def instruction_class(insn) -> str:
@@ -205,16 +186,15 @@ def analyse(word: int) -> Optional[AccessInfo]:
         if mnem.startswith("prfm") or mnem.startswith("prfum"):
             checked = False
         info = AccessInfo(mnem, base, index, index_w, index_signed, shift, disp, post, wback,
-                          checked, unpriv, rmw, _footprint(insn, mnem, regs_before),
+                          checked, unpriv, rmw, _access_bytes(insn, mnem, regs_before),
                           tuple(written), instruction_class(insn))
         info.writes = rmw or mnem.startswith("st") or mnem.startswith("cas") or \
             mnem.startswith("swp")
         info.reads = rmw or not info.writes
         if info.cls in ("load", "store", "load_pair", "store_pair", "simd") and \
                 (mnem.startswith("ld") or mnem.startswith("st") or rmw):
-            n = _data_bytes(insn, mnem, regs_before)
-            info.rbytes = n if info.reads else 0
-            info.wbytes = n if info.writes else 0
+            info.rbytes = info.size if info.reads else 0
+            info.wbytes = info.size if info.writes else 0
     _cache[word] = info
     return info
 
