@@ -68,6 +68,25 @@ def _writeback(cpu, n: int, address: int) -> None:
         cpu.set_x(n, address & MASK64)
 
 
+def _indexed_address(insn, cpu) -> int:
+    """The address a post-index / pre-index / offset form accesses: Xn for post-index,
+    Xn + offset otherwise; 16-byte aligned or an Alignment fault."""
+    address = _base(cpu, insn.n)
+    if (getattr(insn, "form", "offset") or "offset") != "post":
+        address = (address + insn.offset) & MASK64
+    _check_tag_aligned(address)
+    return address
+
+
+def _indexed_writeback(insn, cpu, address: int) -> None:
+    """After the access: pre-index writes the address back, post-index the address + offset."""
+    form = getattr(insn, "form", "offset") or "offset"
+    if form == "post":
+        _writeback(cpu, insn.n, address + insn.offset)
+    elif form == "pre":
+        _writeback(cpu, insn.n, address)
+
+
 def _el2_enabled(cpu) -> bool:
     return bool(cpu.el2_enabled())
 
@@ -190,25 +209,15 @@ def _store_tag_op(insn, cpu, granules: int, zero: bool) -> None:
     """STG / STZG / ST2G / STZ2G: tag = AllocationTagFromAddress(Xt|SP); the address
     (pre/offset: Xn + offset; post: Xn) must be 16-byte aligned; zeroing forms clear the data
     first (Mem[] = Zeros), then AArch64.MemTag[] is written for each granule."""
-    data = cpu.x_or_sp(insn.t)
-    tag = AllocationTagFromAddress(data)
-    address = _base(cpu, insn.n)
-    form = getattr(insn, "form", "offset") or "offset"
-    postindex = form == "post"
-    writeback = form != "offset"
-    if not postindex:
-        address = (address + insn.offset) & MASK64
-    _check_tag_aligned(address)
+    tag = AllocationTagFromAddress(cpu.x_or_sp(insn.t))
+    address = _indexed_address(insn, cpu)
     _probe_writes(cpu, [(address + TAG_GRANULE * i) & MASK64 for i in range(granules)])
     if zero:
         for i in range(granules):
             cpu.mem_write_unchecked((address + TAG_GRANULE * i) & MASK64, bytes(TAG_GRANULE))
     for i in range(granules):
         cpu.mem_tag_write((address + TAG_GRANULE * i) & MASK64, tag)
-    if writeback:
-        if postindex:
-            address = (address + insn.offset) & MASK64
-        _writeback(cpu, insn.n, address)
+    _indexed_writeback(insn, cpu, address)
 
 
 def execute_STG(insn, cpu) -> None:
@@ -235,20 +244,11 @@ def execute_STGP(insn, cpu) -> None:
     """STGP <Xt1>, <Xt2>, [<Xn|SP>...]: Mem[address, 16] = Xt1:Xt2 (Xt1 at the lower address)
     and MemTag[address] = AllocationTagFromAddress(address). Unchecked; address must be 16-byte
     aligned (Alignment fault otherwise)."""
-    address = _base(cpu, insn.n)
-    form = getattr(insn, "form", "offset") or "offset"
-    postindex = form == "post"
-    writeback = form != "offset"
-    if not postindex:
-        address = (address + insn.offset) & MASK64
-    _check_tag_aligned(address)
+    address = _indexed_address(insn, cpu)
     data = cpu.x(insn.t).to_bytes(8, "little") + cpu.x(insn.t2).to_bytes(8, "little")
     cpu.mem_write_unchecked(address, data)
     cpu.mem_tag_write(address, AllocationTagFromAddress(address))
-    if writeback:
-        if postindex:
-            address = (address + insn.offset) & MASK64
-        _writeback(cpu, insn.n, address)
+    _indexed_writeback(insn, cpu, address)
 
 
 # ============================================================================================
