@@ -112,3 +112,30 @@ def oracle() -> Oracle:
 @pytest.fixture(scope="session")
 def repo_root() -> str:
     return ROOT
+
+
+# --- deep runs ---------------------------------------------------------------------------------
+# Fuzz and differential suites have a small default size; `--long` (or AARCH64MTE_LONG=1) runs
+# the tests marked `long` and lets suites scale up.
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="run the deep (long) fuzz and differential tests")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: a deep run, only with --long")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long") or os.environ.get("AARCH64MTE_LONG") == "1":
+        return
+    skip = pytest.mark.skip(reason="deep run: pass --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def long_run(request) -> bool:
+    """True for a deep run (--long): suites use it to pick their size."""
+    return bool(request.config.getoption("--long") or os.environ.get("AARCH64MTE_LONG") == "1")
