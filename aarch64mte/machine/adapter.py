@@ -28,6 +28,7 @@ from unicorn.unicorn_py3.unicorn import HOOK_INTR_CFUNC
 __all__ = ["Engine", "UcError", "A"]
 
 CP_REG = A.UC_ARM64_REG_CP_REG
+_PC = A.UC_ARM64_REG_PC
 
 
 def _bare(name: str):
@@ -118,6 +119,10 @@ class Engine:
         self._trap_ptrs = (ctypes.c_void_p * len(ids))(*[base + 8 * i for i in range(len(ids))])
         self._trap_n = len(ids)
         self._read_batch = _bare("uc_reg_read_batch")
+        self._write_batch = _bare("uc_reg_write_batch")
+        self._pc_val = ctypes.c_uint64()
+        self._pc_id = (ctypes.c_int * 1)(_PC)
+        self._pc_ptr = (ctypes.c_void_p * 1)(ctypes.addressof(self._pc_val))
         self._mem_read = uclib.uc_mem_read
         self._mem_write = uclib.uc_mem_write
         self.counter = BlockCounter()
@@ -133,8 +138,21 @@ class Engine:
         return self._u64.value
 
     def wr(self, reg: int, value: int) -> None:
+        """Write one register, never PC (``set_pc``)."""
         self._u64.value = value & 0xFFFFFFFFFFFFFFFF
         self._reg_write(self.handle, reg, self._pu64)
+
+    def pc(self) -> int:
+        self._reg_read(self.handle, _PC, self._pu64)
+        return self._u64.value
+
+    def set_pc(self, value: int) -> None:
+        """The one way PC is written. ``uc_reg_write(PC)`` during a run sets Unicorn's
+        ``skip_sync_pc_on_exit``: from then until the next ``emu_start`` every memory hook sees
+        a stale PC (the block start) instead of the accessing instruction. A batched write
+        leaves that flag alone, so memory hooks keep the exact PC the tag check relies on."""
+        self._pc_val.value = value & 0xFFFFFFFFFFFFFFFF
+        self._write_batch(self.handle, self._pc_id, self._pc_ptr, 1)
 
     def read_trap_regs(self) -> None:
         """``trap_regs``: X0-X30 at 0-30, SP at 31, PC at 32, PSTATE at 33."""

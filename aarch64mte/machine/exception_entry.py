@@ -44,7 +44,7 @@ class ExceptionEntry:
                 res = RunResult("brk", code, rec, preferred_return)
             else:
                 res = RunResult("exception", None, rec, preferred_return)
-            eng.wr(A.UC_ARM64_REG_PC, preferred_return)
+            eng.set_pc(preferred_return)
             self._pending = ("stop", res)
             raise _Stop
         self.counters.exceptions_taken += 1
@@ -59,7 +59,7 @@ class ExceptionEntry:
         self._switch_pstate(ps, new)
         vbar = eng.rd(A.UC_ARM64_REG_VBAR_EL1)
         vector = vbar + vector_offset(from_el, 1, ps & 1)
-        eng.wr(A.UC_ARM64_REG_PC, vector)
+        eng.set_pc(vector)
         if self.stop_on_exception:
             # stop at the vector: resuming runs the guest's handler
             self._pending = ("stop", RunResult("exception", None, rec, vector))

@@ -126,7 +126,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         self._blocks: Dict[bytes, tuple] = {}   # block code -> decoded classes and bytes
         self._class_block = None                # (addr, size, entries) of the last block
         self._in_fault = False
-        self._cursor = [-1, -1, 0, -1, 0, 0]
+        self._instance = None               # (block count, block, pc) last tag-checked
         self._rng_state = (seed or 0x5EED) & MASK64
         self._setup_engine()
         self._reset_common()
@@ -194,7 +194,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
             self._apply_snippet()
         else:
             self._apply_virt()
-        self.eng.wr(A.UC_ARM64_REG_PC, image.entry)
+        self.eng.set_pc(image.entry)
         self._invalidate()
 
     def _apply_snippet(self) -> None:

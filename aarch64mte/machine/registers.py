@@ -78,8 +78,10 @@ class Registers:
         eng = self.eng
         if n[0] == "x" and n[1:].isdigit():
             eng.wr(X_REGS[int(n[1:])], value)
-        elif n in ("sp", "pc", "nzcv", "fpsr", "fpcr"):
-            eng.wr({"sp": A.UC_ARM64_REG_SP, "pc": A.UC_ARM64_REG_PC,
+        elif n == "pc":
+            eng.set_pc(value)
+        elif n in ("sp", "nzcv", "fpsr", "fpcr"):
+            eng.wr({"sp": A.UC_ARM64_REG_SP,
                     "nzcv": A.UC_ARM64_REG_NZCV, "fpsr": A.UC_ARM64_REG_FPSR,
                     "fpcr": A.UC_ARM64_REG_FPCR}[n], value)
         elif n in ("lr", "fp"):

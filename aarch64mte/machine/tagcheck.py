@@ -29,48 +29,49 @@ class TagCheck:
         if self._in_fault:
             return
         eng = self.eng
+        pc = eng.pc()                # exact: see Engine.set_pc
+        c = eng.counter
+        key = (c.insns, c.last_addr, pc)
+        if key == self._instance:
+            return                   # a later access of an instruction already checked
+        self._instance = key
         pa = addr & ALIAS_MASK
         ltag = (addr >> ALIAS_SHIFT) & 0xF
         write = access == UC_MEM_WRITE
-        c = self.counters
-        found = self._locate_access(pa, ltag, size, write)
-        if found is None:
-            return                                   # a later access of a checked instruction
-        pc, info, va = found
-        if info.rmw and write:
-            return                                   # checked at its read
+        info = checks.analyse(self._fetch_word(pc))
+        if info is None or info.base is None:
+            return                   # not a load/store the engine makes: nothing to check
         ps = eng.rd(A.UC_ARM64_REG_PSTATE)
         el = (ps >> 2) & 3
         ael = 0 if info.unpriv and not ps & PSTATE_UAO else el
+        # the registers still hold their values from before the instruction
+        va = checks.effective_address(info, eng.rd)
         r = self._regs()
         if not info.checked or not self._checkable(va, ael, r):
             return
         n = max(info.size, size)
-        reading = not write or info.rmw
-        # granule by granule over the whole footprint
+        rmw = info.rmw
+        reading = not write or rmw
+        c = self.counters
+        # granule by granule over the whole footprint, before any of it has effect
         g = va & ~0xF
         end = va + n
         c.tag_checks += 1
         while g < end:
             gva = g if g > va else va
-            if (gva ^ va) & ~(PAGE - 1) == 0:
-                gpa = (pa & ~(PAGE - 1)) | (gva & (PAGE - 1))
-                tagged = True
-            else:
-                t = self.stage1.translate(gva, ael, WRITE if write else READ, r)
-                if isinstance(t, WalkFault):
-                    break                            # the engine reports that fault itself
-                gpa, tagged = t.pa, t.tagged and self.ram.contains(t.pa)
-            if tagged:
-                atag = self.tags.get(gpa)
-                if write:
+            t = self.stage1.translate(gva, ael, WRITE if write and not rmw else READ, r)
+            if isinstance(t, WalkFault):
+                break                            # the engine reports that fault itself
+            if t.tagged and self.ram.contains(t.pa):
+                atag = self.tags.get(t.pa)
+                if write and not rmw:
                     c.checked_granules_written += 1
                 else:
                     c.checked_granules_read += 1
                 if atag != ltag:
                     tcf = (r.sctlr >> (38 if ael == 0 else 40)) & 3
-                    mode = checks.fault_mode(tcf, reading, write or info.rmw)
-                    f = TagFault(gva, ltag, atag, write or info.rmw, mode, pc, ael)
+                    mode = checks.fault_mode(tcf, reading, write or rmw)
+                    f = TagFault(gva, ltag, atag, write and not rmw, mode, pc, ael)
                     self.tag_faults.append(f)
                     if mode == "sync":
                         self._sync_tag_fault(f, info, va, n, ael)
@@ -83,39 +84,6 @@ class TagCheck:
                             self.mte.tfsr_el1 |= bit
                         return
             g += 16
-
-    def _locate_access(self, pa: int, ltag: int, size: int, write: bool):
-        """Which instruction of the current block makes this access (PC is not kept up to date
-        inside memory hooks). Registers hold the state just before that instruction, so the
-        first memory instruction from the block cursor whose effective address reaches this
-        access, and that makes accesses of this kind, is it. Returns (pc, info, va) at the
-        first access of an instruction, None for its later accesses."""
-        c = self.eng.counter
-        blk, n = c.last_addr, c.last_size >> 2
-        cur = self._cursor
-        if cur[0] != c.insns or cur[1] != blk:
-            cur = self._cursor = [c.insns, blk, 0, -1, 0, 0]
-        i = cur[2]
-        rd = self.eng.rd
-        off = pa & (PAGE - 1)
-        while i < n:
-            pc = blk + 4 * i
-            info = checks.analyse(self._fetch_word(pc))
-            if info is not None and info.base is not None and info.cls != "system" and \
-                    (info.writes if write else info.reads):
-                fp = max(info.size, size)
-                if i == cur[2] and cur[3] >= 0:
-                    # the instruction at the cursor: more of its accesses still to come?
-                    if cur[3] < cur[4] and ((off - cur[5]) & (PAGE - 1)) < fp:
-                        cur[3] += size
-                        return None
-                else:
-                    va = checks.effective_address(info, rd)
-                    if ((va >> 56) & 0xF) == ltag and ((off - va) & (PAGE - 1)) < fp:
-                        self._cursor = [c.insns, blk, i, size, fp * (2 if info.rmw else 1), va]
-                        return pc, info, va
-            i += 1
-        return None
 
     def _sync_tag_fault(self, f: TagFault, info, va: int, n: int, el: int) -> None:
         """Stop before the access has effect: save what the engine may still change."""
@@ -145,7 +113,7 @@ class TagCheck:
                 eng.wr128(uid, v)
             else:
                 eng.wr(uid, v)
-        eng.wr(A.UC_ARM64_REG_PC, f.pc)
+        eng.set_pc(f.pc)
         self._in_fault = False
         self._fix_count(f.pc, True, completed=False)
         el = self.el

@@ -123,8 +123,7 @@ class Traps:
         self._trap_el = None
         counters.tag_granules_read += tags.granules_read - r0
         counters.tag_granules_written += tags.granules_written - w0
-        eng._u64.value = pc + 4                   # PC += 4 (as _advance)
-        eng._reg_write(eng.handle, _PC, eng._pu64)
+        eng.set_pc(pc + 4)
         if self._watches and self._pending is None:
             self._check_watches_after(pc)
 
@@ -156,7 +155,7 @@ class Traps:
         try:
             ret = self.board.semihost(op, arg)
         except SemihostExit as e:
-            eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+            eng.set_pc(pc + 4)
             self._pending = ("stop", RunResult("semihost-exit", e.code, None, pc + 4))
             raise _Stop
         eng.wr(A.UC_ARM64_REG_X0, ret)
@@ -164,7 +163,7 @@ class Traps:
 
     def _advance(self, pc: int) -> None:
         """PC = pc + 4 from a hook (the end-of-text code hook still stops there)."""
-        self.eng.wr(A.UC_ARM64_REG_PC, pc + 4)
+        self.eng.set_pc(pc + 4)
 
     def _mte_sysreg_name(self, cp) -> Optional[str]:
         return BY_ENCODING.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
