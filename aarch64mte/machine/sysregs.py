@@ -6,8 +6,6 @@ ID_AA64PFR1_EL1 reads with MTE = 0b0011 (FEAT_MTE3: asymmetric TCF is offered).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from unicorn import arm64_const as A
 
 # (op0, op1, CRn, CRm, op2) of the registers the machine knows by name.
@@ -19,6 +17,7 @@ ENCODINGS = {
     "GMID_EL1": (3, 1, 0, 0, 4),
     "TCO": (3, 3, 4, 2, 7),
     "ID_AA64PFR1_EL1": (3, 0, 0, 4, 1),
+    "TFSR_EL2": (3, 4, 5, 6, 0),
     "SCTLR_EL1": (3, 0, 1, 0, 0),
     "ACTLR_EL1": (3, 0, 1, 0, 1),
     "CPACR_EL1": (3, 0, 1, 0, 2),
@@ -83,6 +82,7 @@ UC_IDS = {
 }
 
 MTE_REGS = ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1")
+MTE_STATE = MTE_REGS + ("TFSR_EL2", "TCO")
 
 # RES0 masks on write (Arm ARM register descriptions).
 GCR_MASK = 0x1FFFF                 # RRND (16), Exclude (15:0)
@@ -90,20 +90,26 @@ RGSR_MASK = 0xFFFF0F               # SEED (23:8), TAG (3:0)
 TFSR_MASK = 0x3                    # TF1 (1), TF0 (0)
 
 
-@dataclass
 class MteRegs:
-    """The MTE system registers and PSTATE.TCO, held in Python."""
+    """The MTE system registers and PSTATE.TCO. Their values live in the shared ``Core``
+    (``native.py``), where the native MTE trap reads and writes them too."""
 
-    gcr_el1: int = 0
-    rgsr_el1: int = 0
-    tfsr_el1: int = 0
-    tfsre0_el1: int = 0
-    gmid_bs: int = 4
-    tco: int = 0
+    def __init__(self, core, gmid_bs: int = 4) -> None:
+        self._core = core
+        core.gmid_bs = gmid_bs
+
+    gcr_el1 = property(lambda s: s._core.gcr, lambda s, v: setattr(s._core, "gcr", v))
+    rgsr_el1 = property(lambda s: s._core.rgsr, lambda s, v: setattr(s._core, "rgsr", v))
+    tfsr_el1 = property(lambda s: s._core.tfsr_el1, lambda s, v: setattr(s._core, "tfsr_el1", v))
+    tfsre0_el1 = property(lambda s: s._core.tfsre0_el1,
+                          lambda s, v: setattr(s._core, "tfsre0_el1", v))
+    tfsr_el2 = property(lambda s: s._core.tfsr_el2, lambda s, v: setattr(s._core, "tfsr_el2", v))
+    tco = property(lambda s: s._core.tco, lambda s, v: setattr(s._core, "tco", v))
+    gmid_bs = property(lambda s: s._core.gmid_bs)
 
     @property
     def gmid_el1(self) -> int:
-        return self.gmid_bs & 0xF
+        return self._core.gmid_bs & 0xF
 
     def read(self, name: str) -> int:
         if name == "GMID_EL1":
@@ -121,6 +127,8 @@ class MteRegs:
             self.tfsr_el1 = value & TFSR_MASK
         elif name == "TFSRE0_EL1":
             self.tfsre0_el1 = value & TFSR_MASK
+        elif name == "TFSR_EL2":
+            self.tfsr_el2 = value & TFSR_MASK
         elif name == "TCO":
             self.tco = (value >> 25) & 1
         elif name == "GMID_EL1":
