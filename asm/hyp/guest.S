@@ -29,8 +29,8 @@
 //   5 TAG_POKE  x1 = IPA, x2 = tag set the allocation tag in physical memory there
 //
 // What EL2 must do on the other exits (the guest's checks depend on it):
-//   - stage-2 translation fault on the demand page (IPA 0x40200000): zero the page's data and
-//     tags, map it Normal Write-Back read-write, retry the access;
+//   - stage-2 translation fault on a demand page (IPA 0x40200000, 0x40205000, 0x40206000,
+//     0x40207000): zero the page's data and tags, map it Normal Write-Back read-write, retry;
 //   - stage-2 translation fault in the MMIO window (IPA 0x0a000000, 4 KiB) with ISV = 1:
 //     emulate a device whose every register reads 0xf0e1d2c3b4a59687 (truncated to the access
 //     size, then sign- or zero-extended as SSE and SF say) and that records stores; with ISV = 0,
@@ -56,6 +56,9 @@
     .equ    RO_IPA, 0x40202000          // stage 2 read-only
     .equ    P0111_IPA, 0x40203000       // stage 2 MemAttr 0b0111
     .equ    P0110_IPA, 0x40204000       // stage 2 MemAttr 0b0110
+    .equ    DEMAND_STG_IPA, 0x40205000  // demand pages first touched by STG, LDG, DC GZVA
+    .equ    DEMAND_LDG_IPA, 0x40206000
+    .equ    DEMAND_GZVA_IPA, 0x40207000
     .equ    MMIO_IPA, 0x0a000000        // never mapped at stage 2: emulated by EL2
     .equ    ALIAS_OFFSET, 0x40000000    // VA 0x80000000+x maps IPA 0x40000000+x Untagged
 
@@ -206,7 +209,55 @@ scenario_base:
     PEEK    x5
     CHECK   base.demand.peek_tag_zeroed, x0, 0
 
+    // Demand pages first touched by a tag access: tag loads and stores are not single-register
+    // loads/stores, so ISV = 0 (and IL = 1); STG and DC GZVA are writes (WnR = 1), LDG a read.
+    // For DC GZVA FAR_EL2 is the register's address, tag and all, not the block's.
+    ldr     x21, =DEMAND_STG_IPA
+    mov     x5, #0x0d00000000000000
+    orr     x5, x5, x21
+    add     x5, x5, #0x30
+    stg     x5, [x5]                    // faults, EL2 maps the page, STG is retried
+    LAST_EXIT
+    mov     x22, x1
+    mov     x23, x2
+    CHECK   base.demand_stg.esr_el2, x0, 0x92000047
+    CHECKR  base.demand_stg.far_el2, x22, x5
+    CHECK   base.demand_stg.hpfar_el2, x23, 0x402050
+    add     x6, x21, #0x30
+    ldg     x6, [x6]
+    ubfx    x6, x6, #56, #4
+    CHECK   base.demand_stg.retried_tag, x6, 0xd
+    add     x6, x21, #0x20
+    PEEK    x6
+    CHECK   base.demand_stg.neighbour_zeroed, x0, 0
+    ldr     x21, =DEMAND_LDG_IPA
+    add     x5, x21, #0x18
+    mov     x6, x5
+    ldg     x6, [x6]
+    LAST_EXIT
+    mov     x22, x1
+    CHECK   base.demand_ldg.esr_el2, x0, 0x92000007
+    // LDG aligns its address down to the granule before the tag read (LDG pseudocode).
+    CHECK   base.demand_ldg.far_el2, x22, DEMAND_LDG_IPA + 0x10
+    ubfx    x6, x6, #56, #4
+    CHECK   base.demand_ldg.retried_tag, x6, 0
+    ldr     x21, =DEMAND_GZVA_IPA
+    mov     x5, #0x0400000000000000
+    orr     x5, x5, x21
+    add     x5, x5, #0x128
+    dc      gzva, x5
+    LAST_EXIT
+    mov     x22, x1
+    mov     x23, x3
+    CHECK   base.demand_gzva.esr_el2, x0, 0x92000047
+    CHECKR  base.demand_gzva.far_el2, x22, x5
+    CHECK   base.demand_gzva.exits, x23, 4
+    add     x6, x21, #0x100
+    PEEK    x6
+    CHECK   base.demand_gzva.retried_tag, x0, 4
+
     // Tag the page: IRG (seeded LFSR, exclude {0}) -> 0xe; STG; LDG reads it back.
+    ldr     x21, =DEMAND_IPA
     irg     x5, x21
     ubfx    x6, x5, #56, #4
     CHECK   base.irg.first_seeded_tag, x6, 0xe
@@ -238,7 +289,7 @@ scenario_base:
     and     x12, x12, #0x0fffffffffffffff
     CHECKR  base.tagcheck.far_el1, x12, x10
     LAST_EXIT
-    CHECK   base.tagcheck.no_vm_exit, x3, 1
+    CHECK   base.tagcheck.no_vm_exit, x3, 4
 
     // Stage 2 Normal Non-cacheable under a Tagged stage 1: the combined attributes are not
     // Write-Back, so the page is Untagged (S2CombineS1MemAttrs, S2MemTagType): LDG reads 0, STG
@@ -284,7 +335,7 @@ scenario_base:
     CHECK   base.s2ro.stg.esr_el2, x0, 0x9200004f
     CHECKR  base.s2ro.stg.far_el2, x22, x5
     CHECK   base.s2ro.stg.ipa, x23, 0x402020
-    CHECK   base.s2ro.stg.exits, x24, 2
+    CHECK   base.s2ro.stg.exits, x24, 5
     PEEK    x21
     CHECK   base.s2ro.stg.no_tag_stored, x0, 6
     // A single-register store to the same page: ISV = 1, SAS = 0b11, SRT = 6, SF = 1, WnR = 1.
@@ -381,7 +432,7 @@ scenario_base:
     cset    x5, hs
     CHECK   base.id_aa64pfr1_el1.mte2, x5, 1
     LAST_EXIT
-    CHECK   base.exits_total, x3, 12
+    CHECK   base.exits_total, x3, 15
     b       guest_done
 
 // ---- 1: HCR_EL2.ATA = 0 -----------------------------------------------------------------------
@@ -437,6 +488,17 @@ scenario_ata0:
     add     x9, x21, #16
     PEEK    x9
     CHECK   ata0.stzg_no_tag, x0, 0
+    // LDGM reads zeros and DC GVA stores no tag when tag access is disabled (LDGM: "if
+    // AllocationTagAccessIsEnabled ... else data = Zeros"; DC GVA stores only when enabled).
+    mov     x10, #-1
+    ldgm    x10, [x21]
+    CHECK   ata0.ldgm_zero, x10, 0
+    mov     x11, #0x0700000000000000
+    add     x12, x21, #0x40
+    orr     x11, x11, x12
+    dc      gva, x11
+    PEEK    x12
+    CHECK   ata0.dc_gva_no_tag, x0, 0
     LAST_EXIT
     CHECK   ata0.exits_total, x3, 4
     b       guest_done

@@ -28,6 +28,7 @@
     .org    0x10000
 
     .equ    NSCENARIOS, 6
+    .equ    NDEMAND, 4
     .equ    L3_BASE_IPA, 0x40000000      // the two L3 tables cover 0x40000000..0x403fffff
     .equ    DEVICE_VALUE, 0xf0e1d2c3b4a59687
 
@@ -135,15 +136,21 @@ _start:
     msr     vttbr_el2, x0
     isb
 
-    // Stale data and tags on the demand page, as a previous owner could leave them: tag 0xa,
-    // data 0xdeadbeef... The first guest touch must see neither.
-    ldr     x0, =0x0a00000000000000 + DEMAND_IPA
+    // Stale data and tags on the demand pages, as a previous owner could leave them: tag 0xa,
+    // data 0xdeadbeef... The guest must see neither.
+    adr     x3, demand_pages
+    mov     x4, #NDEMAND
     ldr     x2, =0xdeadbeefdeadbeef
+    mov     x5, #0x0a00000000000000
+2:  ldr     x0, [x3], #8
+    orr     x0, x0, x5
     mov     x1, #256
 1:  stg     x0, [x0]
     stp     x2, x2, [x0], #16
     subs    x1, x1, #1
     b.ne    1b
+    subs    x4, x4, #1
+    b.ne    2b
     dsb     ish
 
     adr     x0, msg_banner
@@ -259,26 +266,34 @@ s2_build:
     b.lo    3b
     add     x11, x11, #24
     b       2b
-4:  adr     x0, demand_mapped
-    ldr     x0, [x0]
-    cbz     x0, 5f
+4:  mov     x11, #0                     // demand pages faulted in so far
+5:  adr     x0, demand_mapped
+    ldr     x0, [x0, x11, lsl #3]
+    cbz     x0, 6f
+    adr     x1, demand_pages
+    ldr     x1, [x1, x11, lsl #3]
     mov     x0, x9
     bl      s2_map_demand
-5:  dsb     ishst
+6:  add     x11, x11, #1
+    cmp     x11, #NDEMAND
+    b.lo    5b
+    dsb     ishst
     tlbi    vmalls12e1
     dsb     ish
     isb
     ldp     x29, x30, [sp], #16
     ret
 
-// s2_map_demand: x0 = FWB. Maps the demand page Normal Write-Back, read-write, execute-never.
+// s2_map_demand: x0 = FWB, x1 = IPA of a demand page. Maps it Normal Write-Back, read-write,
+// execute-never.
 s2_map_demand:
     stp     x29, x30, [sp, #-16]!
+    stp     x1, xzr, [sp, #-16]!
     mov     x2, x0
     mov     w0, #0
     mov     w1, #3
     bl      s2_attrs
-    ldr     x1, =DEMAND_IPA
+    ldp     x1, xzr, [sp], #16
     orr     x0, x0, x1
     adr     x2, s2_l3
     mov     x3, #L3_BASE_IPA
@@ -453,7 +468,7 @@ hvc_tag_poke:
 // guest_tag_range: x1 = IPA -> x0 = 1 if EL2 lets the guest peek/poke its tag, else 0.
 guest_tag_range:
     ldr     x2, =GUEST_RAM
-    ldr     x3, =P0110_IPA + 0x1000
+    ldr     x3, =DEMAND_GZVA_IPA + 0x1000
     cmp     x1, x2
     ccmp    x1, x3, #2, hs              // C clear (lo) only if x1 >= GUEST_RAM and x1 < end
     cset    x0, lo
@@ -474,22 +489,28 @@ exit_dabt:
     b.ne    exit_unexpected
     ubfx    x24, x22, #4, #40           // HPFAR_EL2.FIPA = IPA[51:12]
     lsl     x24, x24, #12
-    ldr     x25, =DEMAND_IPA
-    cmp     x24, x25
+    adr     x25, demand_pages
+    mov     x26, #0
+1:  ldr     x0, [x25, x26, lsl #3]
+    cmp     x24, x0
     b.eq    dabt_demand
+    add     x26, x26, #1
+    cmp     x26, #NDEMAND
+    b.lo    1b
     ldr     x25, =MMIO_IPA
     cmp     x24, x25
     b.eq    dabt_mmio
     b       exit_unexpected
 
-// First touch of the demand page: zero its data and tags with DC GZVA at EL2 (through EL2's
-// Tagged map, address tag 0), map it, and retry the access (ELR_EL2 unchanged).
+// First touch of a demand page (x24 = its IPA, x26 = its index): zero its data and tags with
+// DC GZVA at EL2 (through EL2's Tagged map, address tag 0), map it, and retry the access
+// (ELR_EL2 unchanged).
 dabt_demand:
     mrs     x1, dczid_el0
     and     x1, x1, #0xf
     mov     x2, #4
     lsl     x2, x2, x1                  // block size in bytes
-    ldr     x0, =DEMAND_IPA
+    mov     x0, x24
     add     x3, x0, #0x1000
 1:  dc      gzva, x0
     add     x0, x0, x2
@@ -498,9 +519,10 @@ dabt_demand:
     dsb     ish
     adr     x0, demand_mapped
     mov     x1, #1
-    str     x1, [x0]
+    str     x1, [x0, x26, lsl #3]
     mrs     x0, hcr_el2
     ubfx    x0, x0, #46, #1
+    mov     x1, x24
     bl      s2_map_demand
     isb
     b       exit_return
@@ -713,11 +735,11 @@ out_hex:
     mov     w0, #'x'
     bl      out_char
     clz     x6, x5
-    mov     x7, #60
+    mov     x7, #63
     sub     x6, x7, x6
-    and     x6, x6, #~3                 // shift of the first digit (0 for x5 = 0)
+    and     x6, x6, #~3                 // shift of the first digit
     cbnz    x5, 1f
-    mov     x6, #0
+    mov     x6, #0                      // 0 prints as 0x0
 1:  lsr     x0, x5, x6
     and     x0, x0, #0xf
     cmp     x0, #10
@@ -796,8 +818,8 @@ scenarios:
 
 // The stage-2 map (asm/hyp/stage2.toml): IPA, size, kind, permissions (1 r, 2 w, 4 x); PA = IPA.
 // Kinds: 0 Normal Write-Back, 1 Normal Non-cacheable, 2 Device-nGnRE, 3 raw MemAttr 0b0111,
-// 4 raw MemAttr 0b0110. Not here: the demand page 0x40200000 (mapped on first touch as kind 0,
-// rw) and the MMIO window 0x0a000000 (never mapped).
+// 4 raw MemAttr 0b0110. Not here: the demand pages (demand_pages, mapped on first touch as
+// kind 0, rw) and the MMIO window 0x0a000000 (never mapped).
 s2_map:
     .quad   0x40080000, 0x10000
     .word   0, 5
@@ -812,6 +834,10 @@ s2_map:
     .quad   0x40204000, 0x1000
     .word   4, 3
 s2_map_end:
+
+// Demand pages: not mapped at stage 2 until the guest first touches them.
+demand_pages:
+    .quad   DEMAND_IPA, DEMAND_STG_IPA, DEMAND_LDG_IPA, DEMAND_GZVA_IPA
 
 // MemAttr[3:0] per kind: without FWB, with FWB. Normal WB is 0b1111 (Outer WB, Inner WB)
 // without FWB and 0b0110 (forced Write-Back) with it, as KVM maps guest RAM.
@@ -849,7 +875,7 @@ msg_sum3:       .asciz " failed\n"
 cur_scenario:   .quad 0
 n_checks:       .quad 0
 n_failed:       .quad 0
-demand_mapped:  .quad 0
+demand_mapped:  .quad 0, 0, 0, 0
 line_ptr:       .quad line_buf
 exit_log:       .quad 0, 0, 0, 0, 0     // ESR, FAR, HPFAR (or IPA), count, MMIO store data
 exit_block:     .quad 0, 0
