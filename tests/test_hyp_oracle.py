@@ -102,10 +102,17 @@ def hyp_elf(tmp_path_factory):
 
 # ---- the programs themselves ------------------------------------------------------------------
 
-def test_expected_output_lists_every_guest_check_in_order():
+def host_check_names() -> list[str]:
+    """The checks hyp.S makes itself in host mode (scenario 6), in source order."""
+    return re.findall(r'^name_host_\w+:\s+\.asciz\s+"([\w.]+)"', HYP_SRC.read_text(), re.M)
+
+
+def test_expected_output_lists_every_check_in_order():
     names = [l.split()[1] for l in check_lines(EXPECTED)]
     assert names[0] == "boot.currentel_el2"
-    assert names[1:] == [n for n in guest_check_names() if not n.startswith("guest.")]
+    guest = [n for n in guest_check_names() if not n.startswith("guest.")]
+    assert names[1:] == guest + host_check_names()
+    assert len(host_check_names()) == 8
     assert all(l.startswith("ok ") for l in check_lines(EXPECTED))
     assert EXPECTED.endswith(f"# {len(names)} checks, 0 failed\n")
 

@@ -1,5 +1,6 @@
 // hyp.S -- an EL2 hypervisor that runs the MTE guest (guest.S) at EL1 behind a stage-2
-// translation, one scenario per HCR_EL2 setting, and prints one line per check:
+// translation, one scenario per HCR_EL2 setting (0-5, see guest.S), then checks MTE at EL2 in
+// host mode ({E2H,TGE} = {1,1}, scenario 6, no guest), and prints one line per check:
 // "ok NAME" or "FAIL NAME got=0x.. want=0x..", then "# N checks, F failed"; the exit status
 // (semihosting SYS_EXIT_EXTENDED) is F.
 //
@@ -166,7 +167,7 @@ run_scenario:
     adr     x0, cur_scenario
     ldr     x19, [x0]
     cmp     x19, #NSCENARIOS
-    b.hs    all_done
+    b.hs    host_scenario
     adr     x0, scenarios
     add     x20, x0, x19, lsl #4
     ldr     x0, [x20, #8]               // header line
@@ -202,6 +203,94 @@ scenario_finished:                      // from HVC DONE
     add     x1, x1, #1
     str     x1, [x0]
     b       run_scenario
+
+// ---- 6: host mode, EL2 alone: HCR_EL2.{E2H,TGE} = {1,1}, HCR_EL2.ATA = 0 ---------------------
+// EL2 now runs in the EL2&0 regime (TCR_EL2 and SCTLR_EL2 take the EL1 layouts). Checks:
+// - register redirection (FEAT_VHE): at EL2 with E2H = 1, the TFSR_EL1 encoding accesses
+//   TFSR_EL2 and TFSR_EL12 (S3_5_C5_C6_0) accesses TFSR_EL1;
+// - HCR_EL2.ATA gates only EL1 and EL0 outside host mode (AllocationTagAccessIsEnabled: its
+//   HCR_EL2.ATA term requires el IN {EL0, EL1} and {E2H,TGE} != '11'): EL2 keeps tag access;
+// - SCTLR_EL2.TCF = 2 (asynchronous) at EL2: a mismatching store sets TFSR_EL2.TF0 and raises
+//   nothing (AArch64.ReportTagCheckFault(EL2, bit 55));
+// - IRG at EL2 takes GCR_EL1.Exclude (there is no GCR_EL2).
+host_scenario:
+    adr     x0, hdr_host
+    bl      out_str
+    bl      out_flush
+    mov     x0, #2
+    msr     tfsr_el1, x0                // TFSR_EL1 = TF1
+    msr     tfsr_el2, xzr
+    ldr     x0, =0x30c50830             // EL2 MMU off while the regime changes
+    msr     sctlr_el2, x0
+    isb
+    ldr     x0, =0x0000000488000000     // HCR_EL2: E2H (34) | RW (31) | TGE (27)
+    msr     hcr_el2, x0
+    isb
+    // TCR_EL2 in the EL1 layout: T0SZ 25, WB WA, inner, TG0 4K, EPD1, IPS 40 bits, TBI0.
+    ldr     x0, =0x2200803519
+    msr     tcr_el2, x0
+    isb
+    tlbi    alle2
+    dsb     ish
+    isb
+    // SCTLR_EL2 in the EL1 layout: RES1 | M | C | SA | I | ATA (43) | TCF = 2 (41:40).
+    ldr     x0, =0x00000a0030d0180d
+    msr     sctlr_el2, x0
+    isb
+    mrs     x1, tfsr_el1
+    adr     x0, name_host_tfsr_el1
+    mov     x2, #0
+    bl      report
+    mrs     x1, s3_5_c5_c6_0            // TFSR_EL12
+    adr     x0, name_host_tfsr_el12
+    mov     x2, #2
+    bl      report
+    adr     x19, host_granule
+    mov     x20, #0x0500000000000000
+    orr     x20, x20, x19
+    stg     x20, [x20]
+    mov     x1, x19
+    ldg     x1, [x1]
+    ubfx    x1, x1, #56, #4
+    adr     x0, name_host_stg
+    mov     x2, #5
+    bl      report
+    // This code runs in the exception taken for the guest's last HVC: entry to EL2 set
+    // PSTATE.TCO (AArch64.TakeException), so nothing is checked until TCO is cleared.
+    mrs     x1, tco
+    adr     x0, name_host_tco
+    mov     x2, #(1 << 25)
+    bl      report
+    msr     tco, #0
+    mov     x21, #0x0300000000000000
+    orr     x21, x21, x19
+    mov     x0, #0x77
+    str     x0, [x21]                   // wrong tag: asynchronous fault
+    dsb     sy
+    isb
+    mrs     x1, tfsr_el1                // = TFSR_EL2 here
+    adr     x0, name_host_async
+    mov     x2, #1
+    bl      report
+    mrs     x1, s3_5_c5_c6_0
+    adr     x0, name_host_async_el1
+    mov     x2, #2
+    bl      report
+    ldr     x1, [x20]
+    adr     x0, name_host_store_landed
+    mov     x2, #0x77
+    bl      report
+    ldr     x0, =0xff7f                 // GCR_EL1: exclude every tag but 7, RRND = 0
+    msr     gcr_el1, x0
+    isb
+    irg     x1, x19
+    ubfx    x1, x1, #56, #4
+    adr     x0, name_host_irg
+    mov     x2, #7
+    bl      report
+    ldr     x0, =0x0000080030d0180d     // TCF = 0 again
+    msr     sctlr_el2, x0
+    isb
 
 all_done:
     adr     x0, msg_sum1
@@ -857,6 +946,15 @@ hdr_tid:        .asciz "# scenario 2 tid: HCR_EL2 = RW VM ATA TID5 TID3\n"
 hdr_fwb:        .asciz "# scenario 3 fwb: HCR_EL2 = RW VM ATA FWB\n"
 hdr_dct:        .asciz "# scenario 4 dct: HCR_EL2 = RW VM ATA DC DCT, guest stage 1 off\n"
 hdr_dc:         .asciz "# scenario 5 dc: HCR_EL2 = RW VM ATA DC, guest stage 1 off\n"
+hdr_host:       .asciz "# scenario 6 host: HCR_EL2 = E2H TGE RW (ATA = 0), EL2 alone in the EL2&0 regime\n"
+name_host_tfsr_el1:     .asciz "host.mrs_tfsr_el1_reads_tfsr_el2"
+name_host_tfsr_el12:    .asciz "host.mrs_tfsr_el12_reads_tfsr_el1"
+name_host_stg:          .asciz "host.el2_tag_access_with_hcr_ata0"
+name_host_tco:          .asciz "host.tco_set_by_exception_entry"
+name_host_async:        .asciz "host.async_store_sets_tfsr_el2_tf0"
+name_host_async_el1:    .asciz "host.async_leaves_tfsr_el1"
+name_host_store_landed: .asciz "host.async_store_landed"
+name_host_irg:          .asciz "host.irg_uses_gcr_el1"
 msg_ok:         .asciz "ok "
 msg_fail:       .asciz "FAIL "
 msg_got:        .asciz " got="
@@ -879,6 +977,8 @@ demand_mapped:  .quad 0, 0, 0, 0
 line_ptr:       .quad line_buf
 exit_log:       .quad 0, 0, 0, 0, 0     // ESR, FAR, HPFAR (or IPA), count, MMIO store data
 exit_block:     .quad 0, 0
+    .balign 16
+host_granule:   .quad 0, 0
 
     .balign 0x2000
 s2_l1:          .skip 0x2000            // two concatenated level-1 tables
