@@ -311,7 +311,7 @@ scenario_base:
     str     x7, [x8]
     ldr     x9, [x21]
     CHECK   base.s2nc.data_access, x9, 0x55
-    EXC     x9
+    EXC     x9                          // still the one fault of base.tagcheck: no new one
     CHECK   base.s2nc.unchecked, x9, 1
 
     // Stage 2 read-only: tag reads need only read permission; a tag store is a write, so STG is
