@@ -48,7 +48,7 @@ class BuildNative(build_ext):
 setup(
     ext_modules=[Extension(
         "aarch64mte.machine._native",
-        sources=[os.path.join(NATIVE, n) for n in ("module.c", "layout.c", "blocks.c",
+        sources=[os.path.join(NATIVE, n) for n in ("module.c", "layout.c", "blocks.c", "fill.c",
                                                    "tagcheck.c", "mtetrap.c")],
         depends=[os.path.join(NATIVE, "core.h")],
         extra_compile_args=["-O2", "-std=gnu99", "-Wall", "-Wno-unused-function"],

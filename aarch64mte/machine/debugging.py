@@ -13,11 +13,10 @@ from .translation import WRITE
 
 
 class Debugging:
-    def __init__(self, eng, mmu, events, mteunit, read_tags: Callable, pa_of: Callable) -> None:
+    def __init__(self, eng, mmu, events, read_tags: Callable, pa_of: Callable) -> None:
         self.eng = eng
         self.mmu = mmu
         self.events = events
-        self.mteunit = mteunit
         self.read_tags = read_tags          # (va, length) -> [tag]
         self.pa_of = pa_of                  # (va) -> PA, for the debugger
         self._breakpoints = {}
@@ -96,7 +95,7 @@ class Debugging:
             for pa, k in w.get("pas", ()):
                 pages.update(range(pa & ~(PAGE - 1), pa + k, PAGE))
         self._watch_pages = pages
-        self.mteunit.watching = bool(self.watches)   # tag watches: MTE instructions in Python
+        self.mmu.watching = bool(self.watches)   # every fill and MTE instruction in Python
         self.mmu.invalidate()
 
     def list_watches(self):

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 
 class Events:
-    __slots__ = ("pending", "fill_fault", "watch_trap", "stop_requested", "need_check_hook",
-                 "refuse_fills")
+    __slots__ = ("pending", "fill_fault", "watch_trap", "stop_requested", "need_check_hook")
 
     def __init__(self) -> None:
         self.pending = None          # ('stop', RunResult) | ('tagfault', ...) | ('watch', hit)
@@ -17,14 +16,12 @@ class Events:
         self.watch_trap = None       # va of a refused write to a watched page
         self.stop_requested = False  # request_stop(): end the run at the next block
         self.need_check_hook = False  # a page needs the tag-check hook, which is not added yet
-        self.refuse_fills = False    # an instruction must fault in its own TLB fill (DC ZVA)
 
     def clear_run(self) -> None:
         """Before each emu_start."""
         self.pending = None
         self.fill_fault = None
         self.watch_trap = None
-        self.refuse_fills = False
 
     def take(self):
         ev, self.pending = self.pending, None

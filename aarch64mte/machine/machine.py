@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from typing import Dict, List, Optional
 
-from unicorn import UcError, UC_HOOK_CODE, UC_HOOK_TLB_FILL
+from unicorn import UcError, UC_HOOK_CODE
 from unicorn import arm64_const as A
 
 from . import native as native_lib
@@ -86,7 +86,7 @@ class Machine:
         self.counters = Counters()
         self.ram = Ram(eng, RAM_BASE, ram_size)
         self.mte = MteRegs(core, gmid_bs)
-        self.mmu = mmu = Mmu(eng, core, self.ram, events)
+        self.mmu = mmu = Mmu(eng, core, self.ram, events, lib)
         self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate)
         self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.counters, self.mte, lib)
         self.tags = self.tagunit.tags
@@ -97,7 +97,7 @@ class Machine:
         self.cpu = CpuView(eng, core, regs, mmu, self.ram, self.tagunit,
                            on_data_write=lambda pa, n: self.debugging.note_data_write(pa, n))
         self.mteunit = MteUnit(eng, core, mmu, self.cpu, lib)
-        self.debugging = Debugging(eng, mmu, events, self.mteunit, self.read_tags,
+        self.debugging = Debugging(eng, mmu, events, self.read_tags,
                                    lambda va: self._pa_of(va, False))
         self.counting = Counting(eng, core, self.counters,
                                  lambda pc: mmu.fetch_word(pc, regs.el), events, lib,
@@ -121,7 +121,6 @@ class Machine:
         uc.mmio_map(UART_BASE, UART_SIZE,
                     lambda u, off, size, ud: self.board.uart_read(off, size), None,
                     lambda u, off, size, val, ud: self.board.uart_write(off, size, val), None)
-        uc.hook_add(UC_HOOK_TLB_FILL, self.mmu.on_fill)
         self.core.dczid_bytes = 4 << (eng.cp_read(*ENCODINGS["DCZID_EL0"]) & 0xF)
 
     def _reset_common(self) -> None:
@@ -435,7 +434,7 @@ class Machine:
                 except UcError as e:
                     err = e
                 debugging.bp_skip = None
-                events.refuse_fills = False
+                core.refuse_fills = 0
                 if step_alone:                   # watched pages are read-only again
                     step_alone = False
                     debugging.watch_pass = False

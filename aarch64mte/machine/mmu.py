@@ -18,11 +18,14 @@ from __future__ import annotations
 import struct
 from typing import Callable, Dict, List, Optional
 
-from unicorn import UC_MEM_FETCH, UC_MEM_WRITE
+import ctypes
+
+from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE
 from unicorn import arm64_const as A
+from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
 from ..semantics import faults, syndrome
-from . import checks, native
+from . import checks, native, regime_state
 from .memory import PAGE, UART_BASE, UART_SIZE
 from .sysregs import ENCODINGS
 from .translation import (FETCH, PROT_W, READ, WRITE, Regime, Stage1, Translation, WalkFault,
@@ -32,12 +35,22 @@ PSTATE_UAO = 1 << 23                # LDTR/STTR at EL1 behave as ordinary access
 
 
 class Mmu:
-    def __init__(self, eng, core, ram, events) -> None:
+    def __init__(self, eng, core, ram, events, lib) -> None:
         self.eng = eng
         self.core = core
         self.ram = ram
         self.events = events
+        self.lib = lib
+        self.watching = False               # a debugger watch: every fill and trap in Python
         self._py_fetch = core.py_fetch = native.PY_FETCH(self._native_fetch)
+        self._py_fill = core.py_fill = native.PY_FILL(self._fill)
+        if lib is not None:
+            eng.hook_native(UC_HOOK_TLB_FILL, lib.mte_tlb_fill, eng.core_ptr)
+        else:
+            h = uc_hook_h()
+            uclib.uc_hook_add(eng.handle, ctypes.byref(h), UC_HOOK_TLB_FILL,
+                              ctypes.cast(self._py_fill, ctypes.c_void_p), None,
+                              ctypes.c_uint64(1), ctypes.c_uint64(0))
         self.stage1 = Stage1(ram.read64)
         self._regime: Optional[Regime] = None
         self._code_pa: Dict[int, int] = {}  # VA page -> PA page for instruction fetches
@@ -61,12 +74,22 @@ class Mmu:
         guest's own TLBI is flushing it)."""
         self._regime = None
         self._code_pa.clear()
-        for e in self.core.ctlb:
+        core = self.core
+        core.regime_valid = 0
+        for e in core.ctlb:
             e.key = 0
+        for kind in core.tcache:
+            for e in kind:
+                e.key = 0
         for cb in self.on_invalidate:
             cb()
         if flush:
             self.eng.flush_tlb()
+
+    def ensure_core_state(self) -> None:
+        """Bring the regime state the native hooks read up to date (``regime_state``)."""
+        if not self.core.regime_valid:
+            regime_state.refresh(self.core, self.regime(), self.lib is not None, self.watching)
 
     # --- translation -----------------------------------------------------------------------
     def translate(self, va: int, el: int, access: str):
@@ -106,11 +129,16 @@ class Mmu:
             return 0
 
     # --- the engine's TLB fill ---------------------------------------------------------------
-    def on_fill(self, uc, vaddr, access, entry, ud) -> bool:
-        events = self.events
-        if events.refuse_fills:
+    def _fill(self, handle, vaddr, access, entry, ud) -> bool:
+        """The fill hook (or what the native fill hands over): entry is a uc_tlb_entry."""
+        if self.core.refuse_fills:
             return False                         # the instruction faults (see Traps._dc_zva)
+        return self.on_fill(vaddr, access, entry.contents)
+
+    def on_fill(self, vaddr, access, entry) -> bool:
+        events = self.events
         try:
+            self.ensure_core_state()
             ps = self.eng.rd(A.UC_ARM64_REG_PSTATE)
             el = (ps >> 2) & 3
             acc = FETCH if access == UC_MEM_FETCH else WRITE if access == UC_MEM_WRITE else READ
@@ -135,6 +163,8 @@ class Mmu:
                 events.fill_fault = (vaddr, acc, syndrome.FSC_SYNC_EXTERNAL, el)
                 return False
             perms = t.perms
+            if acc != FETCH and el == self.regs_el():
+                self._cache_translation(vaddr, el, acc == WRITE, t, r)
             if self.watch_filter is not None:
                 verdict = self.watch_filter(pa & ~(PAGE - 1), acc, vaddr)
                 if verdict is None:
@@ -147,6 +177,17 @@ class Mmu:
         except Exception as e:                   # never let a bug look like a fault
             events.pending = ("error", e)
             return False
+
+    def _cache_translation(self, va: int, el: int, write: bool, t, r) -> None:
+        """Keep the walk's result for the native fill (the same page through other tags)."""
+        v = strip_tag(va, r.tcr)
+        e = self.core.tcache[1 if write else 0][(v >> 12) & (native.TC_N - 1)]
+        e.key = (v & ~0xFFF) | 1
+        e.el = el
+        e.pa = t.pa & ~0xFFF
+        e.perms = t.perms
+        e.flags = ((native.TC_RAM if self.ram.contains(t.pa & ~0xFFF, 0x1000) else 0)
+                   | (native.TC_TAGGED if t.tagged else 0))
 
     def _code_page(self, va: int, pa: int) -> None:
         """Tell the native tag check where the code of this 4 KiB page is."""

@@ -42,6 +42,18 @@ class StlbEntry(ctypes.Structure):
 
 
 CTLB_N = 64
+TC_N = 256
+TC_RAM, TC_TAGGED = 1, 2
+
+
+class TcacheEntry(ctypes.Structure):
+    _fields_ = [("key", U64), ("el", U64), ("pa", U64), ("perms", U64), ("flags", U64)]
+
+
+class TlbEntry(ctypes.Structure):
+    """Unicorn's uc_tlb_entry: what a TLB fill answers."""
+    _fields_ = [("paddr", U64), ("perms", ctypes.c_int)]
+
 
 
 class CtlbEntry(ctypes.Structure):
@@ -58,6 +70,7 @@ PY_INTR = ctypes.CFUNCTYPE(None, P, U32, P)
 PY_WINFO = ctypes.CFUNCTYPE(ctypes.c_int, U32, ctypes.POINTER(WordInfo))
 PY_EVENT = ctypes.CFUNCTYPE(None, ctypes.c_int)
 PY_FETCH = ctypes.CFUNCTYPE(I64, U64)
+PY_FILL = ctypes.CFUNCTYPE(ctypes.c_bool, P, U64, ctypes.c_int, ctypes.POINTER(TlbEntry), P)
 
 
 class Core(ctypes.Structure):
@@ -69,18 +82,21 @@ class Core(ctypes.Structure):
         ("gcr", U64), ("rgsr", U64), ("tfsr_el1", U64), ("tfsre0_el1", U64), ("tfsr_el2", U64),
         ("tco", U64), ("gmid_bs", U64), ("dczid_bytes", U64), ("rng", U64),
         ("tag_access", U8 * 4), ("sysreg_direct", U8 * 4), ("gmid_direct", U8 * 4),
-        ("dc_direct", U8 * 4),
-        ("fast_traps", U64), ("in_fault", U64),
+        ("dc_direct", U8 * 4), ("tbi", (U8 * 2) * 4), ("tcma", (U8 * 2) * 4), ("tcf", U8 * 4),
+        ("pad", U8 * 4),
+        ("regime_valid", U64), ("fast_traps", U64), ("fast_fills", U64), ("check_hooked", U64),
+        ("refuse_fills", U64), ("in_fault", U64),
         ("stlb", (StlbEntry * STLB_N) * 2),
         ("ctlb", CtlbEntry * CTLB_N),
+        ("tcache", (TcacheEntry * TC_N) * 2),
         ("inst_insns", U64), ("inst_blk", U64), ("inst_pc", U64),
         ("winfo", WordInfo * WINFO_N),
         ("py_check", PY_CHECK), ("py_intr", PY_INTR), ("py_winfo", PY_WINFO),
-        ("py_event", PY_EVENT), ("py_fetch", PY_FETCH),
+        ("py_event", PY_EVENT), ("py_fetch", PY_FETCH), ("py_fill", PY_FILL),
         ("tag_checks", U64), ("checked_granules_read", U64), ("checked_granules_written", U64),
         ("mte_insns", U64), ("tag_granules_read", U64), ("tag_granules_written", U64),
         ("insn_bytes_written", U64),
-        ("native_checks", U64), ("native_traps", U64),
+        ("native_checks", U64), ("native_traps", U64), ("native_fills", U64),
         ("fast_touched", U64),
     ]
 
@@ -102,7 +118,7 @@ def layout_matches(lib) -> bool:
     names = [n for n, _ in Core._fields_]
     want = [getattr(Core, n).offset for n in names] + [
         ctypes.sizeof(Core), ctypes.sizeof(WordInfo), ctypes.sizeof(StlbEntry),
-        ctypes.sizeof(Region), ctypes.sizeof(CtlbEntry)]
+        ctypes.sizeof(Region), ctypes.sizeof(CtlbEntry), ctypes.sizeof(TcacheEntry)]
     out = (ctypes.c_size_t * len(want))()
     lib.mte_core_layout.restype = ctypes.c_size_t
     count = lib.mte_core_layout(out, ctypes.c_size_t(len(want)))

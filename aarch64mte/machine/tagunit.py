@@ -138,10 +138,9 @@ class TagUnit:
             self._fast_set.append(i)
 
     def forget_fast_pages(self) -> None:
-        fast = self._fast
-        for i in self._fast_set:
-            fast[i] = 0
-        self._fast_set.clear()
+        if self._fast_set or self.lib is not None:     # the native fill marks pages too
+            self._fast[:] = bytes(len(self._fast))
+            self._fast_set.clear()
 
     def _tags_changed(self, page_pa: int) -> None:
         i = (page_pa - self.ram.base) >> 10
@@ -162,6 +161,7 @@ class TagUnit:
         else:
             self._hook = self.eng.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE,
                                               self._python_hook, begin=begin, end=end)
+        self.core.check_hooked = 1
         self.eng.uc.ctl_flush_tb()
 
     def _python_hook(self, uc, access, addr, size, value, ud) -> None:

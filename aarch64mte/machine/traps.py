@@ -210,7 +210,7 @@ class Traps:
                     if mode == "sync":
                         # no effect: the engine's fill for the block is refused
                         self.events.pending = ("tagfault", f, [], [])
-                        self.events.refuse_fills = True
+                        self.core.refuse_fills = 1
                         self.eng.flush_tlb()
                         return
                     if mode == "async":

@@ -57,6 +57,20 @@ typedef struct {
     uint8_t *host;           /* the page's bytes */
 } ctlb_t;
 
+/* Translations the TLB fill has made (filled by Python's walk, for data accesses), by 4 KiB VA
+ * page with the top byte handled as TBI says: the same page through pointers with other tags
+ * fills again (the engine's TLB holds one entry per tagged address) without another walk. */
+#define TC_N 256
+#define TC_RAM 1
+#define TC_TAGGED 2          /* Normal Tagged memory, as the walk's attributes say */
+typedef struct {
+    uint64_t key;            /* VA page (top byte per TBI) | 1 */
+    uint64_t el;
+    uint64_t pa;             /* PA of the 4 KiB page */
+    uint64_t perms;
+    uint64_t flags;
+} tcache_t;
+
 /* What the tag check needs to know of a load/store encoding (filled by Python on a miss). */
 #define WI_VALID 1           /* a load/store the check understands */
 #define WI_CHECKED 2         /* DecodeTagChecked: not SP + immediate without writeback, ... */
@@ -82,6 +96,7 @@ typedef void (*py_check_fn)(uc_engine *, int, uint64_t, int);
 typedef void (*py_intr_fn)(uc_engine *, uint32_t, void *);
 typedef int (*py_winfo_fn)(uint32_t, winfo_t *);
 typedef int64_t (*py_fetch_fn)(uint64_t);
+typedef bool (*py_fill_fn)(uc_engine *, uint64_t, int, uc_tlb_entry *, void *);
 typedef void (*py_event_fn)(int);
 
 #define EVENT_TAGS_OF_FAST_PAGE 1   /* tags changed on a page mapped without the check hook */
@@ -100,10 +115,19 @@ typedef struct {
     uint8_t sysreg_direct[4];    /* MRS/MSR of GCR/RGSR/TFSR/TFSRE0_EL1 need no trap here */
     uint8_t gmid_direct[4];      /* MRS GMID_EL1 needs no trap here */
     uint8_t dc_direct[4];        /* DC GVA/GZVA need no trap here */
+    uint8_t tbi[4][2];           /* TBI per EL and VA bit 55 */
+    uint8_t tcma[4][2];          /* TCMA per EL and VA bit 55 */
+    uint8_t tcf[4];              /* TCF per EL (0: no checks) */
+    uint8_t pad[4];
+    uint64_t regime_valid;       /* 0: the fields above are out of date (Python refreshes) */
     uint64_t fast_traps;         /* 0: every MTE instruction goes to Python */
+    uint64_t fast_fills;         /* 0: every TLB fill goes to Python (watches) */
+    uint64_t check_hooked;       /* the tag-check hook exists */
+    uint64_t refuse_fills;       /* an instruction must fault in its own TLB fill (DC ZVA) */
     uint64_t in_fault;           /* a synchronous fault is being delivered: check nothing */
     stlb_t stlb[2][STLB_N];      /* [write] */
     ctlb_t ctlb[CTLB_N];
+    tcache_t tcache[2][TC_N];    /* [write] */
     /* tag check: the instruction instance checked last (block count, block, PC) */
     uint64_t inst_insns, inst_blk, inst_pc;
     winfo_t winfo[WINFO_N];
@@ -113,16 +137,29 @@ typedef struct {
     py_winfo_fn py_winfo;
     py_event_fn py_event;
     py_fetch_fn py_fetch;        /* the word at a PC the code TLB does not hold, or -1 */
+    py_fill_fn py_fill;          /* the whole TLB fill, in Python */
     /* counters (Python adds them to Machine.counters) */
     uint64_t tag_checks, checked_granules_read, checked_granules_written;
     uint64_t mte_insns, tag_granules_read, tag_granules_written, insn_bytes_written;
-    uint64_t native_checks, native_traps;
+    uint64_t native_checks, native_traps, native_fills;
     uint64_t fast_touched;       /* the MTE instruction changed a tag on a fast page */
 } core_t;
 
 #define ALIAS_SHIFT 40
+#define ALIAS_FLAG (1ULL << 44)
 #define PA_MASK ((1ULL << ALIAS_SHIFT) - 1)
 #define MASK56 0x00FFFFFFFFFFFFFFULL
+
+/* The instruction word at pc through the code TLB; -1 where it does not hold the page. */
+static inline int64_t code_word(core_t *c, uint64_t pc)
+{
+    const ctlb_t *ct = &c->ctlb[(pc >> 12) & (CTLB_N - 1)];
+    if (ct->key != ((pc & ~0xfffULL) | 1))
+        return -1;
+    uint32_t w;
+    __builtin_memcpy(&w, ct->host + (pc & 0xfff), 4);
+    return w;
+}
 
 static inline region_t *core_region(core_t *c, uint64_t pa, uint64_t n)
 {

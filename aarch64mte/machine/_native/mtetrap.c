@@ -491,7 +491,7 @@ static int execute(core_t *c, uc_engine *uc, const insn_t *in, unsigned el)
 void mte_intr(uc_engine *uc, uint32_t intno, void *user)
 {
     core_t *c = (core_t *)user;
-    if (intno == 1 && c->fast_traps) {
+    if (intno == 1 && c->fast_traps && c->regime_valid) {
         uint64_t pc = 0, ps = 0;
         uint32_t w = 0;
         c->api.reg_read(uc, UC_ARM64_REG_PC, &pc);
