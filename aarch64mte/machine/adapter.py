@@ -151,6 +151,19 @@ class Engine:
         self._keep.append(h)
         return h.value
 
+    def hook_raw(self, htype: int, cfunctype, callback, begin: int = 1, end: int = 0) -> int:
+        """Add a Python hook that ctypes calls directly, with none of the binding's wrapper
+        frames around it: ``callback`` must handle its own exceptions."""
+        fn = cfunctype(callback)
+        h = uc_hook_h()
+        err = uclib.uc_hook_add(self.handle, ctypes.byref(h), htype,
+                                ctypes.cast(fn, ctypes.c_void_p), None,
+                                ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if err:
+            raise UcError(err)
+        self._keep.append((fn, h))
+        return h.value
+
     def hook_intr(self, callback) -> None:
         """Add an interrupt hook that ctypes calls as ``callback(handle, intno, user_data)``
         with none of the binding's wrapper frames around it: ``callback`` handles its own

@@ -4,15 +4,28 @@ each decoded block; a stop that cuts a block short takes back what did not run."
 from __future__ import annotations
 
 from unicorn import UC_HOOK_BLOCK
+from unicorn.unicorn_py3.unicorn import HOOK_CODE_CFUNC
 
 from .. import isa
 from . import checks
+
+
+class PyCounter:
+    """The block counter's fields as Python attributes, for the Python block hook (the native
+    one keeps them in the shared core under the same names)."""
+    __slots__ = ("insns", "last_addr", "last_size", "limit", "hit_limit")
+
+    def __init__(self) -> None:
+        self.insns = self.last_addr = self.last_size = self.hit_limit = 0
+        self.limit = (1 << 64) - 1
 
 
 class Counting:
     def __init__(self, eng, core, counters, fetch_word, events, lib, count_classes: bool) -> None:
         self.eng = eng
         self.core = core
+        # insns, last_addr, last_size, limit, hit_limit: where the block hook keeps them
+        self.counter = core if lib is not None else PyCounter()
         self.counters = counters
         self.fetch_word = fetch_word          # (pc) -> word, at the current EL
         self.events = events
@@ -24,12 +37,12 @@ class Counting:
         if lib is not None:
             eng.hook_native(UC_HOOK_BLOCK, lib.mte_block_count, eng.core_ptr)
         else:
-            eng.uc.hook_add(UC_HOOK_BLOCK, self._py_block_counter)
+            eng.hook_raw(UC_HOOK_BLOCK, HOOK_CODE_CFUNC, self._py_block_counter)
         if count_classes:                     # after the counter: it reads its state
             eng.uc.hook_add(UC_HOOK_BLOCK, self._on_block_classes)
 
-    def _py_block_counter(self, uc, addr, size, ud) -> None:
-        c = self.core
+    def _py_block_counter(self, handle, addr, size, ud) -> None:
+        c = self.counter
         n = size >> 2
         if c.insns + n > c.limit:
             c.hit_limit = 1
@@ -42,7 +55,7 @@ class Counting:
     def _on_block_classes(self, uc, addr, size, ud) -> None:
         """Count a block's instruction classes and the data bytes its loads and stores move,
         from the block's decoded instructions (``fix_count`` takes back what a stop cut)."""
-        c = self.core
+        c = self.counter
         if c.last_addr != addr or c.last_size != size:
             return                                  # the counter stopped before this block
         try:
@@ -98,7 +111,7 @@ class Counting:
         """The block counter counted the whole block that a stop cut short. The instruction
         at ``pc`` counts if ``executed_at_pc`` (an exception entry counts as one); its data
         accesses count only if it also ``completed``."""
-        c = self.core
+        c = self.counter
         a, s = c.last_addr, c.last_size
         if s and a <= pc < a + s:
             keep = (pc - a) // 4 + (1 if executed_at_pc else 0)
@@ -107,19 +120,21 @@ class Counting:
             if self.count_classes:
                 self._uncount_classes(a, s, keep, completed or not executed_at_pc)
 
-    def publish(self) -> None:
-        """Copy the shared core's counts into ``Machine.counters``."""
-        c, out = self.core, self.counters
-        out.insns = c.insns
-        out.tag_checks = c.tag_checks
-        out.checked_granules_read = c.checked_granules_read
-        out.checked_granules_written = c.checked_granules_written
-        out.mte_insns = c.mte_insns
-        out.tag_granules_read = c.tag_granules_read
-        out.tag_granules_written = c.tag_granules_written
+    def publish(self, tagunit, mteunit) -> None:
+        """Machine.counters: the shared core's counts (native paths) plus the Python paths'."""
+        c, out, cpu = self.core, self.counters, mteunit.cpu
+        out.insns = self.counter.insns
+        out.tag_checks = c.tag_checks + tagunit.tag_checks
+        out.checked_granules_read = c.checked_granules_read + tagunit.checked_granules_read
+        out.checked_granules_written = (c.checked_granules_written
+                                        + tagunit.checked_granules_written)
+        out.mte_insns = c.mte_insns + mteunit.mte_insns
+        out.tag_granules_read = c.tag_granules_read + cpu.tag_granules_read
+        out.tag_granules_written = c.tag_granules_written + cpu.tag_granules_written
         if self.count_classes:
             out.data_bytes_read = self.bytes_read
-            out.data_bytes_written = self.bytes_written + c.insn_bytes_written
+            out.data_bytes_written = (self.bytes_written + c.insn_bytes_written
+                                      + cpu.insn_bytes_written)
 
 
 def static_class(word: int):

@@ -23,6 +23,7 @@ _SP = A.UC_ARM64_REG_SP
 X_OR_SP = X_REGS + [_SP]          # register number 31 as SP
 _PAGE_MASK = MASK64 & ~0xFFF
 _PAGE_NO_TOP = 0x00FF_FFFF_FFFF_F000
+_TAGGED, _RAM = native.STLB_TAGGED, native.STLB_RAM
 
 
 class CpuView:
@@ -35,12 +36,16 @@ class CpuView:
         self.tagunit = tagunit
         self.tags = tagunit.tags
         self.on_data_write = on_data_write    # (pa, n): a watch may be hit
+        self.sysreg = regs.sysreg             # (name) -> value
+        self.set_sysreg = regs.set_sysreg     # (name, value)
         rd, wr, h, p = eng._reg_read, eng._reg_write, eng.handle, eng._pu64
         self._u64 = eng._u64
         self._snap = eng.trap_regs
         self._xrd = [partial(rd, h, r, p) for r in X_OR_SP]      # 31: SP
         self._xwr = [partial(wr, h, r, p) for r in X_OR_SP]
         self._el: Optional[int] = None
+        # counted here on the Python path (the native trap counts in the core)
+        self.tag_granules_read = self.tag_granules_written = self.insn_bytes_written = 0
         self._stlb = [None, None]             # last entry used, per access kind
         mmu.on_invalidate.append(self.forget_translations)
 
@@ -96,15 +101,10 @@ class CpuView:
     def set_nzcv(self, value: int) -> None:
         self.eng.wr(A.UC_ARM64_REG_NZCV, value)
 
-    def sysreg(self, name: str) -> int:
-        return self.regs.sysreg(name)
-
-    def set_sysreg(self, name: str, value: int) -> None:
-        self.regs.set_sysreg(name, value)
 
     @property
     def tco(self) -> int:
-        return self.core.tco
+        return self.regs.mte.tco
 
     def set_tco(self, value: int) -> None:
         self.regs.set_tco(value)
@@ -113,7 +113,7 @@ class CpuView:
         return False                 # the virt board without virtualization: no EL2
 
     def tag_access_enabled(self, el: int) -> bool:
-        return bool(self.core.tag_access[el])
+        return self.mmu.tag_access[el]
 
     # --- tags and data through the translation ---------------------------------------------------
     def forget_translations(self) -> None:
@@ -134,7 +134,7 @@ class CpuView:
         ram = self.ram.contains(pa)
         # RAM and the UART are mapped in whole 4 KiB pages: the entry holds for the page
         flags = native.STLB_RAM if ram else 0
-        if ram and t.tagged and self.core.tag_access[el]:
+        if ram and t.tagged and self.mmu.tag_access[el]:
             flags |= native.STLB_TAGGED
         # the entry serves the same 4 KiB VA page; the top byte is ignored when TBI applies
         # to this half (bit 55 is compared, so an address that matches has the same TBI)
@@ -149,7 +149,7 @@ class CpuView:
         """PA of ``va``'s allocation tag, or -1 where it has none (Untagged, not RAM, or tag
         access disabled)."""
         ent = self._entry(va, write)
-        if not ent[4] & native.STLB_TAGGED:
+        if not ent[4] & _TAGGED:
             return -1
         return ent[3] | (va & 0xFFF)
 
@@ -160,13 +160,13 @@ class CpuView:
         pa = self._tag_pa(va, False)
         if pa < 0:
             return 0
-        self.core.tag_granules_read += 1
+        self.tag_granules_read += 1
         return self.tags.get(pa)
 
     def mem_tag_write(self, va: int, tag: int) -> None:
         pa = self._tag_pa(va, True)
         if pa >= 0:
-            self.core.tag_granules_written += 1
+            self.tag_granules_written += 1
             self.tags.set(pa, tag)
 
     def mem_tags_read(self, va: int, count: int):
@@ -180,13 +180,13 @@ class CpuView:
             pa = self._tag_pa(a, True)
             k = min(n - i, ((a | 0xFFF) + 1 - a + 15) // 16)
             if pa >= 0:
-                self.core.tag_granules_written += k
+                self.tag_granules_written += k
                 self.tags.set_range(pa, tags[i:i + k])
             i += k
 
     def mem_write_unchecked(self, va: int, data: bytes) -> None:
         n, off = len(data), 0
-        self.core.insn_bytes_written += n     # STGP, STZG, STZGM, DC GZVA
+        self.insn_bytes_written += n          # STGP, STZG, STZGM, DC GZVA
         while off < n:
             a = va + off
             k = min(n - off, (a | 0xFFF) + 1 - a)
@@ -201,12 +201,12 @@ class CpuView:
 
     def random_tag(self) -> int:
         # xorshift64: deterministic for a given seed (the native trap runs the same sequence)
-        c = self.core
-        x = c.rng
+        mte = self.regs.mte
+        x = mte.rng
         x ^= (x << 13) & MASK64
         x ^= x >> 7
         x ^= (x << 17) & MASK64
-        c.rng = x
+        mte.rng = x
         return x & 0xF
 
     def data_fault(self, f: faults.ArchFault) -> faults.ArchFault:

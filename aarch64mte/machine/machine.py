@@ -45,7 +45,7 @@ from .mmu import Mmu
 from .mteunit import MteUnit
 from .registers import MASK64, RegisterFile
 from .results import RunResult, WatchHit, _Stop
-from .sysregs import ENCODINGS, MteRegs
+from .sysregs import ENCODINGS, CoreMteRegs, MteRegs
 from .tagunit import TagUnit
 from .translation import READ, WRITE, WalkFault
 from .traps import Traps
@@ -79,13 +79,14 @@ class Machine:
             raise RuntimeError("the native extension is not built")
         self.native = lib is not None
         self.core = core = native_lib.new_core()
-        core.rng = (seed or 0x5EED) & MASK64
         self.eng = eng = Engine(core)
         self.uc = eng.uc
         self.events = events = Events()
         self.counters = Counters()
         self.ram = Ram(eng, RAM_BASE, ram_size)
-        self.mte = MteRegs(core, gmid_bs)
+        # the MTE registers live where the code that uses them most can reach them fastest
+        self.mte = CoreMteRegs(core, gmid_bs) if lib is not None else MteRegs(gmid_bs)
+        self.mte.rng = (seed or 0x5EED) & MASK64
         self.mmu = mmu = Mmu(eng, core, self.ram, events, lib)
         self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate)
         self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.counters, self.mte, lib)
@@ -102,6 +103,7 @@ class Machine:
         self.counting = Counting(eng, core, self.counters,
                                  lambda pc: mmu.fetch_word(pc, regs.el), events, lib,
                                  count_classes)
+        self.tagunit.counter = self.counting.counter
         self.traps = Traps(eng, core, regs, mmu, self.tagunit, self.mteunit, self.exc,
                            self.board, events, self.debugging, lib, count_classes)
         self._tagged_cache = None
@@ -388,7 +390,7 @@ class Machine:
         """Thread-safe: the current run (or, if none is running, the next one) returns with
         reason 'interrupt'."""
         self.events.stop_requested = True
-        self.core.limit = 0                 # the block counter stops the next block
+        self.counting.counter.limit = 0     # the block counter stops the next block
         self.eng.emu_stop()
 
     def run(self, max_insns: int = 10_000_000) -> RunResult:
@@ -401,7 +403,8 @@ class Machine:
     def _run(self, budget: int, step: bool) -> RunResult:
         eng, core, events = self.eng, self.core, self.events
         counting, debugging = self.counting, self.debugging
-        limit = core.insns + max(0, budget)
+        cnt = counting.counter
+        limit = cnt.insns + max(0, budget)
         self._tagged_cache = None
         result = None
         until = self.text_end if self.text_end else MASK64
@@ -412,19 +415,19 @@ class Machine:
             while result is None:
                 pc = eng.pc()
                 # the limit first: a request_stop from now on lowers it and is not lost
-                core.limit = MASK64 if finishing else limit
+                cnt.limit = MASK64 if finishing else limit
                 if events.stop_requested:
                     result = RunResult("interrupt", None, None, pc)
                     break
-                remaining = limit - core.insns
+                remaining = limit - cnt.insns
                 if remaining <= 0:
                     result = RunResult(limit_reason, None, None, pc)
                     break
                 if self.text_end and pc == until:
                     result = RunResult("end", None, None, pc)
                     break
-                core.hit_limit = 0
-                core.last_size = 0
+                cnt.hit_limit = 0
+                cnt.last_size = 0
                 events.clear_run()
                 if debugging.has_breakpoint(pc):
                     debugging.bp_skip = pc
@@ -495,14 +498,14 @@ class Machine:
                     self.exc.log.append(rec)
                     result = RunResult("exception", None, rec, pc)
                     break
-                if core.hit_limit:
+                if cnt.hit_limit:
                     finishing = True         # the next block would pass the budget
                     continue
                 # emu_start returned on its own: PC reached `until`, or the count ran out
                 counting.fix_count(pc, False)
                 if self.text_end and pc == until:
                     result = RunResult("end", None, None, pc)
-                elif core.insns >= limit:
+                elif cnt.insns >= limit:
                     result = RunResult(limit_reason, None, None, pc)
         finally:
             events.stop_requested = False          # consumed by this run (or left by none)
@@ -510,7 +513,7 @@ class Machine:
             if debugging.watch_pass:
                 debugging.watch_pass = False
                 self.mmu.invalidate()
-            counting.publish()
+            counting.publish(self.tagunit, self.mteunit)
         return result
 
     def _deliver_tag_fault(self, ev) -> None:

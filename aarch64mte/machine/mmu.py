@@ -42,6 +42,8 @@ class Mmu:
         self.events = events
         self.lib = lib
         self.watching = False               # a debugger watch: every fill and trap in Python
+        self._core_valid = False            # mirrors core.regime_valid (only Python sets it)
+        self._tag_access = (False,) * 4
         self._py_fetch = core.py_fetch = native.PY_FETCH(self._native_fetch)
         self._py_fill = core.py_fill = native.PY_FILL(self._fill)
         if lib is not None:
@@ -76,6 +78,7 @@ class Mmu:
         self._code_pa.clear()
         core = self.core
         core.regime_valid = 0
+        self._core_valid = False
         for e in core.ctlb:
             e.key = 0
         for kind in core.tcache:
@@ -88,8 +91,16 @@ class Mmu:
 
     def ensure_core_state(self) -> None:
         """Bring the regime state the native hooks read up to date (``regime_state``)."""
-        if not self.core.regime_valid:
-            regime_state.refresh(self.core, self.regime(), self.lib is not None, self.watching)
+        if not self._core_valid:
+            self._tag_access = regime_state.refresh(self.core, self.regime(),
+                                                    self.lib is not None, self.watching)
+            self._core_valid = True
+
+    @property
+    def tag_access(self) -> tuple:
+        """AllocationTagAccessIsEnabled(el) for EL0..EL3."""
+        self.ensure_core_state()
+        return self._tag_access
 
     # --- translation -----------------------------------------------------------------------
     def translate(self, va: int, el: int, access: str):

@@ -35,6 +35,7 @@ class MteUnit:
         self.mmu = mmu
         self.cpu = cpu
         self.lib = lib
+        self.mte_insns = 0                # executed here (the native trap counts in the core)
         self._py_event = core.py_event = native.PY_EVENT(self._native_event)
 
     def _native_event(self, what: int) -> None:
@@ -44,10 +45,11 @@ class MteUnit:
     def execute(self, insn, fn, pc: int, el: int) -> Optional[faults.ArchFault]:
         """Run one MTE instruction (registers already in ``Engine.trap_regs``); PC += 4 unless
         it faults, in which case the fault is returned and nothing else has changed."""
-        self.mmu.ensure_core_state()
-        self.core.mte_insns += 1
+        if not self.mmu._core_valid:
+            self.mmu.ensure_core_state()
+        self.mte_insns += 1
         cpu = self.cpu
-        cpu.begin(el)
+        cpu._el = el                              # CpuView.begin
         try:
             if fn is None:
                 execute_mte(insn, cpu)              # UnknownInstruction
@@ -56,6 +58,6 @@ class MteUnit:
         except faults.ArchFault as f:
             return f
         finally:
-            cpu.end()
+            cpu._el = None                        # CpuView.end
         self.eng.set_pc(pc + 4)
         return None

@@ -12,7 +12,9 @@ from __future__ import annotations
 from .translation import Regime
 
 
-def refresh(core, r: Regime, native: bool, watching: bool) -> None:
+def refresh(core, r: Regime, native: bool, watching: bool) -> tuple:
+    """Fill the core's per-EL fields; returns AllocationTagAccessIsEnabled per EL (for the
+    Python paths, which read it from a tuple rather than the core)."""
     sctlr, tcr = r.sctlr, r.tcr
     # EL1&0 regime: SCTLR_EL1 ATA0 (42) / ATA (43), TCF0 (39:38) / TCF (41:40);
     # TCR_EL1 TBI0 (37) / TBI1 (38), TCMA0 (57) / TCMA1 (58)
@@ -36,3 +38,4 @@ def refresh(core, r: Regime, native: bool, watching: bool) -> None:
     fast = 1 if native and not watching else 0
     core.fast_traps = core.fast_fills = fast
     core.regime_valid = 1
+    return tuple(bool(core.tag_access[el]) for el in range(4))

@@ -91,25 +91,19 @@ TFSR_MASK = 0x3                    # TF1 (1), TF0 (0)
 
 
 class MteRegs:
-    """The MTE system registers and PSTATE.TCO. Their values live in the shared ``Core``
-    (``native.py``), where the native MTE trap reads and writes them too."""
+    """The MTE system registers, PSTATE.TCO and the seeded random source behind IRG with
+    GCR_EL1.RRND = 1, as Python attributes (``CoreMteRegs`` keeps them in the shared core
+    instead, where the native MTE trap reads and writes them)."""
 
-    def __init__(self, core, gmid_bs: int = 4) -> None:
-        self._core = core
-        core.gmid_bs = gmid_bs
-
-    gcr_el1 = property(lambda s: s._core.gcr, lambda s, v: setattr(s._core, "gcr", v))
-    rgsr_el1 = property(lambda s: s._core.rgsr, lambda s, v: setattr(s._core, "rgsr", v))
-    tfsr_el1 = property(lambda s: s._core.tfsr_el1, lambda s, v: setattr(s._core, "tfsr_el1", v))
-    tfsre0_el1 = property(lambda s: s._core.tfsre0_el1,
-                          lambda s, v: setattr(s._core, "tfsre0_el1", v))
-    tfsr_el2 = property(lambda s: s._core.tfsr_el2, lambda s, v: setattr(s._core, "tfsr_el2", v))
-    tco = property(lambda s: s._core.tco, lambda s, v: setattr(s._core, "tco", v))
-    gmid_bs = property(lambda s: s._core.gmid_bs)
+    def __init__(self, gmid_bs: int = 4) -> None:
+        self.gcr_el1 = self.rgsr_el1 = self.tfsr_el1 = self.tfsre0_el1 = self.tfsr_el2 = 0
+        self.tco = 0
+        self.rng = 0
+        self.gmid_bs = gmid_bs
 
     @property
     def gmid_el1(self) -> int:
-        return self._core.gmid_bs & 0xF
+        return self.gmid_bs & 0xF
 
     def read(self, name: str) -> int:
         if name == "GMID_EL1":
@@ -135,6 +129,27 @@ class MteRegs:
             pass                   # read-only
         else:
             raise KeyError(name)
+
+
+def _core_field(name: str):
+    return property(lambda s: getattr(s._core, name), lambda s, v: setattr(s._core, name, v))
+
+
+class CoreMteRegs(MteRegs):
+    """MteRegs whose values live in the shared ``native.Core``."""
+
+    def __init__(self, core, gmid_bs: int = 4) -> None:
+        self._core = core
+        core.gmid_bs = gmid_bs
+
+    gcr_el1 = _core_field("gcr")
+    rgsr_el1 = _core_field("rgsr")
+    tfsr_el1 = _core_field("tfsr_el1")
+    tfsre0_el1 = _core_field("tfsre0_el1")
+    tfsr_el2 = _core_field("tfsr_el2")
+    tco = _core_field("tco")
+    rng = _core_field("rng")
+    gmid_bs = property(lambda s: s._core.gmid_bs)
 
 
 ID_AA64PFR1_MTE3 = 3 << 8

@@ -22,6 +22,7 @@ import ctypes
 from typing import List, Optional
 
 from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
+from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC
 from unicorn import arm64_const as A
 
 from ..semantics import syndrome
@@ -55,6 +56,9 @@ class TagUnit:
         self._fast_set: List[int] = []
         self._hook = None
         self._instance = None               # (block count, block, pc) last checked in Python
+        self.counter = core                 # the block counter (Machine sets the Python one)
+        # checks made here (the native hook counts in the core)
+        self.tag_checks = self.checked_granules_read = self.checked_granules_written = 0
         self._keep = []
         self._share_with_core()
         mmu.page_mapper = self.engine_page
@@ -159,16 +163,16 @@ class TagUnit:
                                               self.lib.mte_check_access,
                                               ctypes.addressof(self.core), begin, end)
         else:
-            self._hook = self.eng.uc.hook_add(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE,
-                                              self._python_hook, begin=begin, end=end)
+            self._hook = self.eng.hook_raw(UC_HOOK_MEM_READ | UC_HOOK_MEM_WRITE,
+                                           HOOK_MEM_ACCESS_CFUNC, self._python_hook, begin, end)
         self.core.check_hooked = 1
         self.eng.uc.ctl_flush_tb()
 
-    def _python_hook(self, uc, access, addr, size, value, ud) -> None:
+    def _python_hook(self, handle, access, addr, size, value, ud) -> None:
         try:
             if self.core.in_fault:
                 return
-            c = self.core
+            c = self.counter
             key = (c.insns, c.last_addr, self.eng.pc())
             if key == self._instance:
                 return                   # a later access of an instruction already checked
@@ -236,8 +240,7 @@ class TagUnit:
         n = max(info.size, size)
         rmw = info.rmw
         reading = not write or rmw
-        core = self.core
-        core.tag_checks += 1
+        self.tag_checks += 1
         g = va & ~0xF
         end = va + n
         while g < end:
@@ -248,9 +251,9 @@ class TagUnit:
             if t.tagged and self.ram.contains(t.pa):
                 atag = self.tags.get(t.pa)
                 if write and not rmw:
-                    core.checked_granules_written += 1
+                    self.checked_granules_written += 1
                 else:
-                    core.checked_granules_read += 1
+                    self.checked_granules_read += 1
                 if atag != ltag:
                     tcf = (r.sctlr >> (38 if ael == 0 else 40)) & 3
                     mode = checks.fault_mode(tcf, reading, write or rmw)

@@ -18,7 +18,7 @@ from ..semantics import faults, syndrome
 from . import checks
 from .board import HLT_SEMIHOST, SemihostExit
 from .exceptions import TagFault
-from .mteunit import decoded
+from .mteunit import _DECODED, decoded
 from .results import RunResult, _Stop
 from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
 from .translation import WalkFault, WRITE
@@ -58,12 +58,14 @@ class Traps:
         eng = self.eng
         try:
             if intno == 1:                          # UNDEFINED in Unicorn: MTE comes first
-                eng.read_trap_regs()                # X0-X30, SP, PC, PSTATE, for the semantics
+                # X0-X30, SP, PC, PSTATE in one call, for the semantics (Engine.read_trap_regs)
+                eng._read_batch(eng.handle, eng._trap_ids, eng._trap_ptrs, eng._trap_n)
                 regs = eng.trap_regs
                 pc = regs[32]
                 el = (regs[33] >> 2) & 3
                 word = self.mmu.fetch_word(pc, el)
-                insn, fn = decoded(word)
+                hit = _DECODED.get(word)
+                insn, fn = hit if hit is not None else decoded(word)
                 if insn is not None:
                     f = self.mteunit.execute(insn, fn, pc, el)
                     if f is not None:
@@ -193,14 +195,14 @@ class Traps:
         t = self.mmu.translate(base, el, WRITE)
         if isinstance(t, WalkFault) or not self.mmu.ram.contains(t.pa, size):
             return                                   # the engine's fill reports the fault
-        core = self.core
-        if t.tagged and self.tagunit.checkable(va, el, r):
+        tu = self.tagunit
+        if t.tagged and tu.checkable(va, el, r):
             ltag = (va >> 56) & 0xF
-            core.tag_checks += 1
-            tags = self.tagunit.tags
+            tu.tag_checks += 1
+            tags = tu.tags
             for i in range(size // 16):
                 atag = tags.get(t.pa + 16 * i)
-                core.checked_granules_written += 1
+                tu.checked_granules_written += 1
                 if atag != ltag:
                     pc = eng.pc()
                     tcf = (r.sctlr >> (38 if el == 0 else 40)) & 3
@@ -217,5 +219,5 @@ class Traps:
                         self.tagunit.record_async(va, el)
                     break
         if self.count_classes:
-            core.insn_bytes_written += size
+            self.mteunit.cpu.insn_bytes_written += size
         self.debugging.note_data_write(t.pa, size)
