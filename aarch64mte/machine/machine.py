@@ -172,7 +172,7 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
             kind = "snippet"
         else:
             from ..elf import load_elf
-            image = load_elf(path)
+            image = load_elf(path, max_bytes=self.ram.size)
             kind = "virt"
         if self.profile is None:
             self.profile = kind
@@ -183,6 +183,9 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
         """Place the image's segments, set PC to its entry and apply the profile."""
         if self.profile is None:
             self.profile = "snippet"
+        from ..placement import fit            # every segment in RAM, or an InputError
+        tables = self.ram.end - profiles.TABLES_SIZE if self.profile == "snippet" else None
+        image = fit(image, self.ram.base, self.ram.end, tables, "the snippet profile's tables go")
         self.image = image
         self.symbols = dict(image.symbols)
         self.text_end = image.text_end
