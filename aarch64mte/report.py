@@ -225,6 +225,35 @@ def collect(machine, result, tag_dumps=(), mem_dumps=()) -> dict:
     }
 
 
+# --- the guest's own output -------------------------------------------------------------------
+
+def console_bytes(text: str) -> bytes:
+    """The guest's output as the bytes it wrote. The board hands each UART byte over as the
+    character of that code (latin-1), so those come back exactly; a character above 0xFF can
+    only have come from decoded text and is written as UTF-8."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return b"".join(bytes([ord(c)]) if ord(c) < 0x100 else c.encode("utf-8", "replace")
+                        for c in text)
+
+
+def write_guest_output(console, text: str) -> None:
+    """Write what the guest printed to the console's file byte for byte: not wrapped at the
+    terminal width, no markup or emoji codes interpreted, no bytes re-encoded (a terminal shows
+    them as it would show QEMU's serial output). A newline is added when the output does not
+    end with one, so what follows starts on its own line."""
+    f = console.file
+    f.flush()
+    raw = getattr(f, "buffer", None)
+    if raw is not None:
+        data = console_bytes(text)
+        raw.write(data if data.endswith(b"\n") else data + b"\n")
+        raw.flush()
+    else:                               # a text stream (a test's StringIO): the text itself
+        f.write(text if text.endswith("\n") else text + "\n")
+
+
 # --- the human summary ------------------------------------------------------------------------
 
 REASON_TEXT = {
@@ -275,7 +304,7 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
 
     if data.get("console"):
         con.rule("console", style="dim")
-        con.print(Text(data["console"].rstrip("\n")))
+        write_guest_output(con, data["console"])
 
     exc = data.get("exception")
     if exc:
