@@ -185,7 +185,8 @@ class Machine(Registers, CpuProtocol, Tlb, TagCheck, Traps, ExceptionEntry, Bloc
             self.profile = "snippet"
         from ..placement import fit            # every segment in RAM, or an InputError
         tables = self.ram.end - profiles.TABLES_SIZE if self.profile == "snippet" else None
-        image = fit(image, self.ram.base, self.ram.end, tables, "the snippet profile's tables go")
+        image = fit(image, self.ram.base, self.ram.end, tables,
+                    "the snippet profile builds its page tables")
         self.image = image
         self.symbols = dict(image.symbols)
         self.text_end = image.text_end
