@@ -29,7 +29,7 @@ REPLY_TIMEOUT = 20.0
 class StubProcess:
     """The stub in a subprocess, its stderr in a file, temporary files in `tmp`."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, program: Path = DEMO, max_insns: str = "200000"):
         self.tmp = tmp / "tmpdir"
         self.tmp.mkdir()
         self.log = tmp / "stub.stderr"
@@ -37,8 +37,8 @@ class StubProcess:
                    PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
         self.err = open(self.log, "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", str(DEMO), "--port", "0",
-             "--max-insns", "200000"], stdout=subprocess.DEVNULL, stderr=self.err, env=env)
+            [sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", str(program), "--port",
+             "0", "--max-insns", max_insns], stdout=subprocess.DEVNULL, stderr=self.err, env=env)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             m = re.search(r"listening on [\d.]+:(\d+)", self.log.read_text())
