@@ -6,7 +6,10 @@ names"), NZCV holds only bits 31:28."""
 from __future__ import annotations
 
 import io
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -127,12 +130,9 @@ def test_values_that_fit(program_image):
 
 
 def test_script_lines_that_are_not_commands(tmp_path):
-    import subprocess
-    import sys
-    import os
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "aarch64mte.cli.main", "debug", str(ROOT / "asm" / "tag_buffer.S"),
-           "--batch"]
+    cmd = [sys.executable, "-m", "aarch64mte.cli.main", "debug",
+           str(ROOT / "asm" / "tag_buffer.S"), "--batch"]
     r = subprocess.run(cmd, input=b"print 1\n\xff\xfe\n", capture_output=True, env=env, timeout=60)
     assert r.returncode == 2 and b"standard input:2: not UTF-8 text" in r.stderr
     r = subprocess.run(cmd, input=b"x" * 100_000, capture_output=True, env=env, timeout=60)
