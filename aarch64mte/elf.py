@@ -14,7 +14,7 @@ PT_LOAD = 1
 PF_X, PF_W, PF_R = 1, 2, 4
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
-SHT_NOTE = 7
+PT_NOTE = 4
 PN_XNUM = 0xFFFF
 SHN_XINDEX = 0xFFFF
 #: Images asking for more memory than this are refused before it is allocated (the machine
@@ -57,7 +57,7 @@ def _parse(raw: bytes, path: str, max_bytes: int) -> Image:
                   p.vaddr <= s.addr < p.vaddr + p.memsz]
         name = min(inside, key=lambda s: s.addr).name if inside else \
             ("text" if "x" in flags else "data")
-        optional = _headers_only(p, header, inside, sections is not _NO_SECTIONS)
+        optional = _headers_only(raw, p, header)
         segments.append(Segment(p.vaddr, data, flags, HEADERS_SEGMENT if optional else name,
                                 optional=optional))
     entry = header.entry
@@ -103,13 +103,11 @@ class _Load:
 @dataclass(frozen=True)
 class _Section:
     name: str
-    type: int
     flags: int
     addr: int
     size: int
 
 
-_NO_SECTIONS: list = []
 
 
 def _header(raw: bytes, path: str) -> _Header:
@@ -175,43 +173,56 @@ def _loads(raw: bytes, path: str, h: _Header, max_bytes: int) -> list[_Load]:
     return out
 
 
-def _headers_only(p: _Load, h: _Header, inside: list, known: bool) -> bool:
-    """A read-only segment with no code, no entry point and nothing but notes in it: what ld
-    maps for the ELF and program headers below a high -Ttext. A bare-metal program does not
-    read it, so it may be left out where the board has no memory for it."""
-    if not known or p.flags & (PF_W | PF_X) or p.vaddr <= h.entry < p.vaddr + p.memsz:
+def _headers_only(raw: bytes, p: _Load, h: _Header) -> bool:
+    """Whether a segment maps nothing but the ELF header, the program header table and PT_NOTE
+    contents (and zero padding between them): what ld maps below a high -Ttext. It is read-only,
+    holds no code and not the entry point, so a bare-metal program does not read it and it may be
+    left out where the board has no memory for it. Decided from the program headers alone, as a
+    loader sees the file (a stripped file too)."""
+    if p.flags & (PF_W | PF_X) or p.vaddr <= h.entry < p.vaddr + p.memsz or \
+            p.memsz != p.filesz or not p.filesz:
         return False
-    if any(s.type != SHT_NOTE for s in inside):
-        return False
-    return p.offset == 0 or bool(inside)
+    ranges = [(0, 64), (h.phoff, h.phoff + h.phnum * _PHDR.size)]
+    for i in range(h.phnum):
+        p_type, _f, offset, _v, _pa, filesz, _m, _a = _PHDR.unpack_from(
+            raw, h.phoff + i * _PHDR.size)
+        if p_type == PT_NOTE:
+            ranges.append((offset, offset + filesz))
+    pos, end = p.offset, p.offset + p.filesz
+    for lo, hi in sorted(ranges):
+        if pos >= end:
+            break
+        if hi <= pos:
+            continue
+        if lo > pos:
+            if any(raw[pos:min(lo, end)]):      # bytes that are neither metadata nor padding
+                return False
+        pos = max(pos, hi)
+    return pos >= end or not any(raw[pos:end])
 
 
 def _sections(raw: bytes, path: str, h: _Header) -> tuple[list, dict, list]:
     """(sections, symbols, notes): what the section headers say, or nothing and a note when
     they cannot be read. Only tables that lie inside the file are handed to pyelftools."""
     if h.shoff == 0 and h.shnum == 0:
-        return _NO_SECTIONS, {}, []             # none at all (sstrip): nothing to say
+        return [], {}, []                       # none at all (sstrip): nothing to say
     problem = _section_table_problem(raw, h)
     if problem is None:
-        from elftools.common.exceptions import ELFError
         try:
             with host_failures(path, "section headers", also=_PYELFTOOLS_FAILURES):
                 elf = _elffile(raw)
-                sections = [_Section(s.name, s["sh_type"] if isinstance(s["sh_type"], int)
-                                     else _SHT.get(s["sh_type"], -1), s["sh_flags"],
-                                     s["sh_addr"], s["sh_size"]) for s in elf.iter_sections()]
+                sections = [_Section(s.name, s["sh_flags"], s["sh_addr"], s["sh_size"])
+                            for s in elf.iter_sections()]
                 symbols = _symbols(elf)
             return sections, symbols, []
-        except (InputError, ELFError) as e:
-            problem = e.message if isinstance(e, InputError) else str(e)
-    return _NO_SECTIONS, {}, [f"section headers unusable ({problem}): loaded without symbols"]
+        except InputError as e:                 # pyelftools' failures, translated
+            problem = e.message
+    return [], {}, [f"section headers unusable ({problem}): loaded without symbols"]
 
 
 # Malformed data makes pyelftools raise ordinary Python exceptions too.
 _PYELFTOOLS_FAILURES = (ValueError, KeyError, IndexError, TypeError, AttributeError,
                         AssertionError)
-_SHT = {"SHT_NULL": 0, "SHT_PROGBITS": SHT_PROGBITS, "SHT_SYMTAB": SHT_SYMTAB,
-        "SHT_STRTAB": SHT_STRTAB, "SHT_NOTE": SHT_NOTE, "SHT_NOBITS": SHT_NOBITS}
 
 
 def _section_table_problem(raw: bytes, h: _Header) -> str | None:

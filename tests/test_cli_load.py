@@ -261,6 +261,23 @@ def test_plain_gcc_static_nostdlib_elf_runs(tmp_path, oracle):
 
 
 @requires_tool("aarch64-linux-gnu-gcc")
+def test_gcc_elf_without_section_headers_runs(tmp_path, oracle):
+    # what the loader decides comes from the program headers alone: with the section headers
+    # gone (e_shoff = e_shnum = e_shstrndx = 0, as sstrip leaves a file) the headers-only
+    # segment is still recognised and left out
+    elf = _gcc(oracle, tmp_path, "-Wl,-Ttext=0x40080000")
+    data = bytearray(elf.read_bytes())
+    struct.pack_into("<Q", data, 40, 0)
+    struct.pack_into("<HH", data, 60, 0, 0)
+    elf.write_bytes(bytes(data))
+    image = load_elf(str(elf))
+    assert image.symbols == {} and not image.notes
+    assert [s.optional for s in image.segments] == [True, False, False]
+    r = aarch64mte("run", elf)
+    assert r.returncode == 42 and "hello from gcc" in r.stdout, r.stderr
+
+
+@requires_tool("aarch64-linux-gnu-gcc")
 def test_gcc_elf_with_data_outside_ram_is_refused(tmp_path, oracle):
     # .data linked at 0x10000: the program writes it, so it cannot be left out.
     elf = _gcc(oracle, tmp_path, "-Wl,-Ttext=0x40080000", "-Wl,-Tdata=0x10000")
