@@ -99,6 +99,14 @@ def _text(console) -> str:
     return str(console)
 
 
+def unreadable(exc: Exception) -> str:
+    """Why the machine could not read something, without its exception names: a translation
+    fault describes itself; anything else means no RAM or device is there."""
+    if isinstance(exc, (ValueError, LookupError)) and str(exc):
+        return str(exc)
+    return "no memory there"
+
+
 def symbolize(machine, addr: int) -> str | None:
     try:
         return machine.symbolize(addr)
@@ -202,13 +210,13 @@ def collect(machine, result, tag_dumps=(), mem_dumps=()) -> dict:
         try:
             tags[hex64(d.addr)] = [int(t) for t in machine.read_tags(d.addr, d.length)]
         except Exception as exc:
-            tags[hex64(d.addr)] = f"error: {exc}"
+            tags[hex64(d.addr)] = f"error: {unreadable(exc)}"
     mem = {}
     for d in mem_dumps:
         try:
             mem[hex64(d.addr)] = bytes(machine.read_mem(d.addr, d.length)).hex()
         except Exception as exc:
-            mem[hex64(d.addr)] = f"error: {exc}"
+            mem[hex64(d.addr)] = f"error: {unreadable(exc)}"
 
     code = result.code
     return {

@@ -55,23 +55,31 @@ def _assignment(text: str) -> tuple[str, str]:
     return name.strip().lower(), value.strip()
 
 
-def _range(text: str) -> tuple[str, int]:
-    where, sep, length = text.rpartition(":")
-    if not sep or not where:
-        raise argparse.ArgumentTypeError(f"expected ADDR:LEN, not {text!r}")
-    n = parse_int(length)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"length must be positive in {text!r}")
-    return where.strip(), n
+MAX_TAGS_LEN = 16 << 20         # --tags: a million granules at most
+MAX_MEM_LEN = 1 << 20           # --mem: a 64 Ki-line hex dump at most
+
+
+def _range(limit: int):
+    def check(text: str) -> tuple[str, int]:
+        where, sep, length = text.rpartition(":")
+        if not sep or not where:
+            raise argparse.ArgumentTypeError(f"expected ADDR:LEN, not {text!r}")
+        n = parse_int(length)
+        if not 1 <= n <= limit:
+            raise argparse.ArgumentTypeError(f"LEN must be 1..{limit:#x} in {text!r}")
+        return where.strip(), n
+    return check
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`run`'s options: those that build the machine, then the report's."""
     add_machine_arguments(parser)
-    parser.add_argument("--tags", type=_range, action="append", default=[], metavar="ADDR:LEN",
+    parser.add_argument("--tags", type=_range(MAX_TAGS_LEN), action="append", default=[],
+                        metavar="ADDR:LEN",
                         help="after the run, show the allocation tags of LEN bytes at ADDR "
                              "(a number, symbol or symbol+offset; repeatable)")
-    parser.add_argument("--mem", type=_range, action="append", default=[], metavar="ADDR:LEN",
+    parser.add_argument("--mem", type=_range(MAX_MEM_LEN), action="append", default=[],
+                        metavar="ADDR:LEN",
                         help="after the run, show LEN bytes of memory at ADDR (repeatable)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object describing the finished run")
@@ -99,7 +107,7 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
                              "running; VALUE may be a number or a symbol (repeatable)")
     parser.add_argument("--max-insns", type=_positive, default=DEFAULT_MAX_INSNS, metavar="N",
                         help=f"stop after N instructions (default {DEFAULT_MAX_INSNS:,})")
-    parser.add_argument("--seed", type=parse_int, metavar="N",
+    parser.add_argument("--seed", type=_bounded(0, 2**64 - 1, "--seed"), metavar="N",
                         help="seed for IRG's random tags when GCR_EL1.RRND = 1")
 
 

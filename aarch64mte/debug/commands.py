@@ -22,7 +22,7 @@ from aarch64mte.debug import regs as regaccess
 from aarch64mte.debug import view
 from aarch64mte.debug.expr import Evaluator, ExprError
 from aarch64mte.debug.session import GRANULE, Session, Stop, strip_tag
-from aarch64mte.report import write_guest_output
+from aarch64mte.report import unreadable, write_guest_output
 
 GPRS = [f"x{i}" for i in range(31)] + ["sp", "pc", "nzcv", "el", "tco"]
 MAX_STEPS = 1_000_000_000       # step/next counts (Ctrl-C stops a long one)
@@ -34,11 +34,9 @@ PRINT_FORMATS = "xduotcaz"
 
 def access_error(verb: str, addr: int, n: int, exc: Exception) -> str:
     """What a failed access to the program's memory means, without the machine's exception
-    names: a translation fault says so itself; anything else means nothing is there."""
+    names (report.unreadable)."""
     where = f"{addr:#x}" if n <= 1 else f"{addr:#x}..{addr + n - 1:#x}"
-    if isinstance(exc, (ValueError, LookupError)) and str(exc):
-        return f"cannot {verb} {where}: {exc}"
-    return f"cannot {verb} {where}: no memory there"
+    return f"cannot {verb} {where}: {unreadable(exc)}"
 
 
 class CommandError(Exception):
