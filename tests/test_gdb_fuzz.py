@@ -4,7 +4,7 @@ m/M/X/qMemTags/QMemTags, unknown packets, binary junk. The stub must answer ever
 packet (`+` and one reply, an error reply being an answer), reject every badly framed one (`-`),
 stay alive and responsive (a `?` after each case gets a stop reply), and print no traceback.
 
-Default: a fixed corpus and a few hundred random packets. `--long`: tens of thousands.
+Default: a fixed corpus (about 1,700 packets) and 1,500 random ones. `--long`: 100,000 random.
 """
 from __future__ import annotations
 
