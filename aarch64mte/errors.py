@@ -132,7 +132,7 @@ def os_message(exc: OSError) -> str:
     """A short message for an OSError, without its Python spelling."""
     if exc.errno in _OS_MESSAGES:
         return _OS_MESSAGES[exc.errno]
-    return (exc.strerror or str(exc)).rstrip(".").lower() if exc.strerror else str(exc)
+    return exc.strerror.lower() if exc.strerror else str(exc)
 
 
 def _host_failure_types() -> tuple:
