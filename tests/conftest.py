@@ -124,6 +124,8 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "long: a deep run, only with --long")
+    if config.getoption("--long"):
+        os.environ["AARCH64MTE_LONG"] = "1"     # for settings fixed at import time
 
 
 def pytest_collection_modifyitems(config, items):
@@ -141,3 +143,11 @@ def pytest_collection_modifyitems(config, items):
 def long_run(request) -> bool:
     """True for a deep run (--long): suites use it to pick their size."""
     return bool(request.config.getoption("--long") or os.environ.get("AARCH64MTE_LONG") == "1")
+
+
+LONG = os.environ.get("AARCH64MTE_LONG") == "1"
+
+
+def examples(default: int, deep: int) -> int:
+    """A hypothesis example count: ``default`` normally, ``deep`` under --long."""
+    return deep if os.environ.get("AARCH64MTE_LONG") == "1" else default

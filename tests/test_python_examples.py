@@ -1,4 +1,5 @@
 """The Python API examples in examples/ run and print what their docstrings promise."""
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -7,8 +8,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_example(name):
+    # the checkout under test, whatever else is installed
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
     out = subprocess.run([sys.executable, str(ROOT / "examples" / name)], capture_output=True,
-                         text=True, timeout=120, cwd=ROOT)
+                         text=True, timeout=120, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr
     return out.stdout
 

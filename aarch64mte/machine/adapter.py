@@ -2,23 +2,14 @@
 
 Hot paths (register and memory access from hooks) call libunicorn through ctypes directly: the
 binding's generic ``reg_read``/``reg_write`` cost several microseconds a call, the bare C call
-about a third of that. Everything else goes through the binding unchanged.
-
-Instruction counting uses a tiny C block hook (``_blockcount.c``), compiled once with the host's
-C compiler into a per-user cache; without a compiler a Python block hook does the same job,
-only slower.
+about a third of that. Native hooks (``native.py``) are added here too, with the shared core as
+their user data. Everything else goes through the binding unchanged.
 """
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import os
-import shutil
-import subprocess
-import tempfile
 
-from unicorn import (Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_BLOCK, UC_HOOK_INTR,
-                     UC_TLB_VIRTUAL)
+from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INTR, UC_TLB_VIRTUAL
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
 
@@ -28,6 +19,7 @@ from unicorn.unicorn_py3.unicorn import HOOK_INTR_CFUNC
 __all__ = ["Engine", "UcError", "A"]
 
 CP_REG = A.UC_ARM64_REG_CP_REG
+_PC = A.UC_ARM64_REG_PC
 
 
 def _bare(name: str):
@@ -45,54 +37,10 @@ class _CpReg(ctypes.Structure):
                 ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
 
 
-class BlockCounter(ctypes.Structure):
-    _fields_ = [("insns", ctypes.c_uint64), ("last_addr", ctypes.c_uint64),
-                ("last_size", ctypes.c_uint64), ("limit", ctypes.c_uint64),
-                ("hit_limit", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
-
-
-_COUNTER_LIB = None
-_COUNTER_TRIED = False
-
-
-def _counter_library():
-    """Load (building on first use) the C block counter, or None if no compiler is available."""
-    global _COUNTER_LIB, _COUNTER_TRIED
-    if _COUNTER_TRIED:
-        return _COUNTER_LIB
-    _COUNTER_TRIED = True
-    src = os.path.join(os.path.dirname(__file__), "_blockcount.c")
-    try:
-        with open(src, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()[:16]
-        cache = os.environ.get("AARCH64MTE_CACHE") or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
-            "aarch64mte")
-        so = os.path.join(cache, f"blockcount-{digest}.so")
-        if not os.path.exists(so):
-            cc = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-            if not cc:
-                return None
-            os.makedirs(cache, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(suffix=".so", dir=cache)
-            os.close(fd)
-            try:
-                subprocess.run([cc, "-O2", "-shared", "-fPIC", "-o", tmp, src], check=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                os.replace(tmp, so)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        _COUNTER_LIB = ctypes.CDLL(so)
-    except Exception:            # no compiler, read-only home, ...: fall back to Python
-        _COUNTER_LIB = None
-    return _COUNTER_LIB
-
-
 class Engine:
     """A Unicorn AArch64 instance (MAX CPU, virtual-TLB mode) with fast accessors."""
 
-    def __init__(self) -> None:
+    def __init__(self, core) -> None:
         uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
         uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
@@ -118,12 +66,14 @@ class Engine:
         self._trap_ptrs = (ctypes.c_void_p * len(ids))(*[base + 8 * i for i in range(len(ids))])
         self._trap_n = len(ids)
         self._read_batch = _bare("uc_reg_read_batch")
+        self._write_batch = _bare("uc_reg_write_batch")
+        self._pc_val = ctypes.c_uint64()
+        self._pc_id = (ctypes.c_int * 1)(_PC)
+        self._pc_ptr = (ctypes.c_void_p * 1)(ctypes.addressof(self._pc_val))
         self._mem_read = uclib.uc_mem_read
         self._mem_write = uclib.uc_mem_write
-        self.counter = BlockCounter()
-        self.counter.limit = (1 << 64) - 1
-        self.counter.stop = ctypes.cast(uclib.uc_emu_stop, ctypes.c_void_p)
-        self.native_counter = False
+        self.core = core                    # shared with the native hooks (native.Core)
+        self.core_ptr = ctypes.addressof(core)
         self._counting = False
         self._keep = []
 
@@ -133,8 +83,21 @@ class Engine:
         return self._u64.value
 
     def wr(self, reg: int, value: int) -> None:
+        """Write one register, never PC (``set_pc``)."""
         self._u64.value = value & 0xFFFFFFFFFFFFFFFF
         self._reg_write(self.handle, reg, self._pu64)
+
+    def pc(self) -> int:
+        self._reg_read(self.handle, _PC, self._pu64)
+        return self._u64.value
+
+    def set_pc(self, value: int) -> None:
+        """The one way PC is written. ``uc_reg_write(PC)`` during a run sets Unicorn's
+        ``skip_sync_pc_on_exit``: from then until the next ``emu_start`` every memory hook sees
+        a stale PC (the block start) instead of the accessing instruction. A batched write
+        leaves that flag alone, so memory hooks keep the exact PC the tag check relies on."""
+        self._pc_val.value = value & 0xFFFFFFFFFFFFFFFF
+        self._write_batch(self.handle, self._pc_id, self._pc_ptr, 1)
 
     def read_trap_regs(self) -> None:
         """``trap_regs``: X0-X30 at 0-30, SP at 31, PC at 32, PSTATE at 33."""
@@ -176,26 +139,35 @@ class Engine:
     def flush_tlb(self) -> None:
         self.uc.ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE)
 
-    def install_counter(self, python_fallback) -> None:
-        """Count executed instructions per block: natively if possible, else in Python."""
-        lib = _counter_library()
-        if lib is None:
-            self.uc.hook_add(UC_HOOK_BLOCK, python_fallback)
-            return
+    def hook_native(self, htype: int, fn, user: int, begin: int = 1, end: int = 0) -> int:
+        """Add a hook implemented in C (``fn`` from the native library) with ``user`` as its
+        user data; returns the hook handle."""
         h = uc_hook_h()
-        err = uclib.uc_hook_add(self.handle, ctypes.byref(h), UC_HOOK_BLOCK,
-                                ctypes.cast(lib.block_count, ctypes.c_void_p),
-                                ctypes.cast(ctypes.byref(self.counter), ctypes.c_void_p),
-                                ctypes.c_uint64(1), ctypes.c_uint64(0))
+        err = uclib.uc_hook_add(self.handle, ctypes.byref(h), htype,
+                                ctypes.cast(fn, ctypes.c_void_p), ctypes.c_void_p(user),
+                                ctypes.c_uint64(begin), ctypes.c_uint64(end))
         if err:
             raise UcError(err)
         self._keep.append(h)
-        self.native_counter = True
+        return h.value
+
+    def hook_raw(self, htype: int, cfunctype, callback, begin: int = 1, end: int = 0) -> int:
+        """Add a Python hook that ctypes calls directly, with none of the binding's wrapper
+        frames around it: ``callback`` must handle its own exceptions."""
+        fn = cfunctype(callback)
+        h = uc_hook_h()
+        err = uclib.uc_hook_add(self.handle, ctypes.byref(h), htype,
+                                ctypes.cast(fn, ctypes.c_void_p), None,
+                                ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if err:
+            raise UcError(err)
+        self._keep.append((fn, h))
+        return h.value
 
     def hook_intr(self, callback) -> None:
         """Add an interrupt hook that ctypes calls as ``callback(handle, intno, user_data)``
         with none of the binding's wrapper frames around it: ``callback`` handles its own
-        exceptions (see ``Traps._on_intr``)."""
+        exceptions (see ``Traps.on_intr``)."""
         fn = HOOK_INTR_CFUNC(callback)
         h = uc_hook_h()
         err = uclib.uc_hook_add(self.handle, ctypes.byref(h), UC_HOOK_INTR,

@@ -40,7 +40,7 @@ class Ram:
         self.end = base + size
         self.buf = mmap.mmap(-1, size)
         self._cbuf = ctypes.c_char.from_buffer(self.buf)
-        ptr = ctypes.addressof(self._cbuf)
+        ptr = self.host_ptr = ctypes.addressof(self._cbuf)
         engine.uc.mem_map_ptr(base, size, UC_PROT_ALL, ptr)
         for tag in range(16):
             engine.uc.mem_map_ptr(alias(base, tag), size, UC_PROT_ALL, ptr)

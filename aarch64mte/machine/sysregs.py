@@ -6,8 +6,6 @@ ID_AA64PFR1_EL1 reads with MTE = 0b0011 (FEAT_MTE3: asymmetric TCF is offered).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from unicorn import arm64_const as A
 
 # (op0, op1, CRn, CRm, op2) of the registers the machine knows by name.
@@ -19,6 +17,7 @@ ENCODINGS = {
     "GMID_EL1": (3, 1, 0, 0, 4),
     "TCO": (3, 3, 4, 2, 7),
     "ID_AA64PFR1_EL1": (3, 0, 0, 4, 1),
+    "TFSR_EL2": (3, 4, 5, 6, 0),
     "SCTLR_EL1": (3, 0, 1, 0, 0),
     "ACTLR_EL1": (3, 0, 1, 0, 1),
     "CPACR_EL1": (3, 0, 1, 0, 2),
@@ -83,6 +82,7 @@ UC_IDS = {
 }
 
 MTE_REGS = ("GCR_EL1", "RGSR_EL1", "TFSR_EL1", "TFSRE0_EL1", "GMID_EL1")
+MTE_STATE = MTE_REGS + ("TFSR_EL2", "TCO")
 
 # RES0 masks on write (Arm ARM register descriptions).
 GCR_MASK = 0x1FFFF                 # RRND (16), Exclude (15:0)
@@ -90,16 +90,16 @@ RGSR_MASK = 0xFFFF0F               # SEED (23:8), TAG (3:0)
 TFSR_MASK = 0x3                    # TF1 (1), TF0 (0)
 
 
-@dataclass
 class MteRegs:
-    """The MTE system registers and PSTATE.TCO, held in Python."""
+    """The MTE system registers, PSTATE.TCO and the seeded random source behind IRG with
+    GCR_EL1.RRND = 1, as Python attributes (``CoreMteRegs`` keeps them in the shared core
+    instead, where the native MTE trap reads and writes them)."""
 
-    gcr_el1: int = 0
-    rgsr_el1: int = 0
-    tfsr_el1: int = 0
-    tfsre0_el1: int = 0
-    gmid_bs: int = 4
-    tco: int = 0
+    def __init__(self, gmid_bs: int = 4) -> None:
+        self.gcr_el1 = self.rgsr_el1 = self.tfsr_el1 = self.tfsre0_el1 = self.tfsr_el2 = 0
+        self.tco = 0
+        self.rng = 0
+        self.gmid_bs = gmid_bs
 
     @property
     def gmid_el1(self) -> int:
@@ -121,12 +121,35 @@ class MteRegs:
             self.tfsr_el1 = value & TFSR_MASK
         elif name == "TFSRE0_EL1":
             self.tfsre0_el1 = value & TFSR_MASK
+        elif name == "TFSR_EL2":
+            self.tfsr_el2 = value & TFSR_MASK
         elif name == "TCO":
             self.tco = (value >> 25) & 1
         elif name == "GMID_EL1":
             pass                   # read-only
         else:
             raise KeyError(name)
+
+
+def _core_field(name: str):
+    return property(lambda s: getattr(s._core, name), lambda s, v: setattr(s._core, name, v))
+
+
+class CoreMteRegs(MteRegs):
+    """MteRegs whose values live in the shared ``native.Core``."""
+
+    def __init__(self, core, gmid_bs: int = 4) -> None:
+        self._core = core
+        core.gmid_bs = gmid_bs
+
+    gcr_el1 = _core_field("gcr")
+    rgsr_el1 = _core_field("rgsr")
+    tfsr_el1 = _core_field("tfsr_el1")
+    tfsre0_el1 = _core_field("tfsre0_el1")
+    tfsr_el2 = _core_field("tfsr_el2")
+    tco = _core_field("tco")
+    rng = _core_field("rng")
+    gmid_bs = property(lambda s: s._core.gmid_bs)
 
 
 ID_AA64PFR1_MTE3 = 3 << 8

@@ -1,0 +1,28 @@
+"""What hooks leave for the run loop.
+
+A hook cannot return anything through the engine: it records what happened here and stops the
+engine, and the run loop (``Machine._run``) reads it once ``emu_start`` returns.
+"""
+from __future__ import annotations
+
+
+class Events:
+    __slots__ = ("pending", "fill_fault", "watch_trap", "stop_requested", "need_check_hook")
+
+    def __init__(self) -> None:
+        self.pending = None          # ('stop', RunResult) | ('tagfault', ...) | ('watch', hit)
+                                     # | ('error', exception)
+        self.fill_fault = None       # (va, access, dfsc, el): a translation the fill refused
+        self.watch_trap = None       # va of a refused write to a watched page
+        self.stop_requested = False  # request_stop(): end the run at the next block
+        self.need_check_hook = False  # a page needs the tag-check hook, which is not added yet
+
+    def clear_run(self) -> None:
+        """Before each emu_start."""
+        self.pending = None
+        self.fill_fault = None
+        self.watch_trap = None
+
+    def take(self):
+        ev, self.pending = self.pending, None
+        return ev
