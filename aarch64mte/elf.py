@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import os
 import struct
+from dataclasses import dataclass
 
-from .errors import InputError
+from .errors import InputError, host_failures, read_input
 from .image import Image, Segment
 
 EM_AARCH64 = 183
@@ -13,26 +14,103 @@ PT_LOAD = 1
 PF_X, PF_W, PF_R = 1, 2, 4
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+PT_NOTE = 4
+PN_XNUM = 0xFFFF
+SHN_XINDEX = 0xFFFF
+#: Images asking for more memory than this are refused before it is allocated (the machine
+#: passes its RAM size instead).
+MAX_IMAGE_BYTES = 1 << 30
+#: Segment.name of a PT_LOAD segment that holds only the ELF and program headers and notes.
+HEADERS_SEGMENT = "ELF headers"
 _MACHINES = {0: "none", 3: "x86 (i386)", 8: "MIPS", 20: "PowerPC", 21: "PowerPC64", 40: "ARM (32-bit)",
              62: "x86-64", 183: "AArch64", 243: "RISC-V"}
 
 
-def load_elf(path: str) -> Image:
+def load_elf(path: str, max_bytes: int = MAX_IMAGE_BYTES) -> Image:
     """Read a static AArch64 executable: PT_LOAD segments (memsz beyond filesz zero-filled),
-    symbols from .symtab (functions and objects, no mapping or section symbols), the entry."""
-    try:
-        with open(path, "rb") as f:
-            raw = f.read()
-    except FileNotFoundError:
-        raise InputError("no such file", path) from None
-    except IsADirectoryError:
-        raise InputError("is a directory, not an ELF file", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
-    return parse_elf(raw, path)
+    symbols from .symtab (functions and objects, no mapping or section symbols), the entry.
+
+    `max_bytes` bounds the memory the segments may ask for (the machine passes its RAM size),
+    checked before any of it is allocated. Raises InputError for anything else than a regular,
+    well-formed file."""
+    return parse_elf(read_input(path), path, max_bytes)
 
 
-def parse_elf(raw: bytes, path: str = "<bytes>") -> Image:
+def parse_elf(raw: bytes, path: str = "<bytes>", max_bytes: int = MAX_IMAGE_BYTES) -> Image:
+    """The Image an ELF file's bytes describe. Every table is bounds-checked against the file
+    before it is read, so a corrupt file gets one InputError naming the field at fault; the
+    section headers are only needed for symbols and names, so when they are unusable the image
+    loads without them and says so in `Image.notes`."""
+    with host_failures(path, "corrupt ELF file"):
+        return _parse(raw, path, max_bytes)
+
+
+def _parse(raw: bytes, path: str, max_bytes: int) -> Image:
+    header = _header(raw, path)
+    loads = _loads(raw, path, header, max_bytes)
+    sections, symbols, notes = _sections(raw, path, header)
+    segments = []
+    for p in loads:
+        data = raw[p.offset:p.offset + p.filesz] + bytes(p.memsz - p.filesz)
+        flags = "".join(c for bit, c in ((PF_R, "r"), (PF_W, "w"), (PF_X, "x")) if p.flags & bit)
+        inside = [s for s in sections if s.flags & SHF_ALLOC and s.size and
+                  p.vaddr <= s.addr < p.vaddr + p.memsz]
+        name = min(inside, key=lambda s: s.addr).name if inside else \
+            ("text" if "x" in flags else "data")
+        optional = _headers_only(raw, p, header)
+        segments.append(Segment(p.vaddr, data, flags, HEADERS_SEGMENT if optional else name,
+                                optional=optional))
+    entry = header.entry
+    text = next((s for s in sections if s.name == ".text" and s.flags & SHF_ALLOC), None)
+    text_end = text.addr + text.size if text is not None else None
+    if text_end is None or not any("x" in s.flags and s.addr < text_end <= s.end
+                                   for s in segments):
+        seg = next((s for s in segments if entry in s and "x" in s.flags), None) or \
+            next((s for s in segments if "x" in s.flags), segments[0])
+        text_end = seg.end
+    return Image(segments, symbols, entry, text_end, notes=notes)
+
+
+# --- reading, one table at a time -------------------------------------------------------------
+
+
+_EHDR = struct.Struct("<HHIQQQIHHHHHH")           # after e_ident
+_PHDR = struct.Struct("<IIQQQQQQ")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+
+
+@dataclass(frozen=True)
+class _Header:
+    entry: int
+    phoff: int
+    phnum: int
+    shoff: int
+    shentsize: int
+    shnum: int
+    shstrndx: int
+
+
+@dataclass(frozen=True)
+class _Load:
+    index: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+
+
+@dataclass(frozen=True)
+class _Section:
+    name: str
+    flags: int
+    addr: int
+    size: int
+
+
+
+
+def _header(raw: bytes, path: str) -> _Header:
     if len(raw) < 4 or raw[:4] != b"\x7fELF":
         raise InputError("not an ELF file (no \\x7fELF magic)", path)
     if len(raw) < 64:
@@ -41,7 +119,8 @@ def parse_elf(raw: bytes, path: str = "<bytes>") -> Image:
         raise InputError("not a 64-bit ELF file (ELFCLASS32): AArch64 executables are ELF64", path)
     if raw[5] != 1:
         raise InputError("big-endian ELF file: only little-endian AArch64 is supported", path)
-    e_type, e_machine = struct.unpack_from("<HH", raw, 16)
+    (e_type, e_machine, _version, entry, phoff, shoff, _flags, _ehsize, phentsize, phnum,
+     shentsize, shnum, shstrndx) = _EHDR.unpack_from(raw, 16)
     if e_machine != EM_AARCH64:
         what = _MACHINES.get(e_machine, f"machine {e_machine}")
         raise InputError(f"not an AArch64 ELF file (e_machine {e_machine}: {what})", path)
@@ -49,64 +128,137 @@ def parse_elf(raw: bytes, path: str = "<bytes>") -> Image:
         raise InputError("relocatable object file (ET_REL), not an executable: link it first", path)
     if e_type not in (ET_EXEC, ET_DYN):
         raise InputError(f"not an executable ELF file (e_type {e_type})", path)
+    if phnum == 0:
+        raise InputError("ELF file has no program headers (nothing to load)", path)
+    if phnum == PN_XNUM:
+        raise InputError("ELF file has 65535 or more program headers (PN_XNUM): not supported",
+                         path, offset=56)
+    if phentsize != _PHDR.size:
+        raise InputError(f"corrupt ELF header: e_phentsize is {phentsize}, not {_PHDR.size}",
+                         path, offset=54)
+    if phoff > len(raw) or phnum * _PHDR.size > len(raw) - phoff:
+        raise InputError(f"truncated ELF file: {phnum} program headers at {phoff:#x} run past "
+                         f"its end ({len(raw):#x} bytes)", path, offset=32)
+    return _Header(entry, phoff, phnum, shoff, shentsize, shnum, shstrndx)
+
+
+def _loads(raw: bytes, path: str, h: _Header, max_bytes: int) -> list[_Load]:
+    """The PT_LOAD entries that occupy memory, each checked against the file and the others."""
+    out = []
+    total = 0
+    for i in range(h.phnum):
+        at = h.phoff + i * _PHDR.size
+        p_type, flags, offset, vaddr, _paddr, filesz, memsz, _align = _PHDR.unpack_from(raw, at)
+        if p_type != PT_LOAD or memsz == 0 and filesz == 0:
+            continue
+        what = f"program header {i} (PT_LOAD at {vaddr:#x})"
+        if memsz < filesz:
+            raise InputError(f"corrupt {what}: memory size {memsz:#x} is smaller than its file "
+                             f"size {filesz:#x}", path, offset=at)
+        if vaddr + memsz > 1 << 64:
+            raise InputError(f"corrupt {what}: {memsz:#x} bytes from {vaddr:#x} pass the end of "
+                             f"the 64-bit address space", path, offset=at)
+        # p_offset only matters for bytes that come from the file: a .bss-only segment
+        # (p_filesz = 0) may name any offset, and ld's often lies past the end.
+        if filesz and (offset > len(raw) or filesz > len(raw) - offset):
+            raise InputError(f"truncated ELF file: {what} needs file bytes {offset:#x}.."
+                             f"{offset + filesz:#x}, the file has {len(raw):#x}", path, offset=at)
+        total += memsz
+        if total > max_bytes:
+            raise InputError(f"{what} brings the image to {total:,} bytes of memory; at most "
+                             f"{max_bytes:,} can be loaded", path, offset=at)
+        out.append(_Load(i, flags, offset, vaddr, filesz, memsz))
+    if not out:
+        raise InputError("ELF file has no loadable (PT_LOAD) segments", path)
+    return out
+
+
+def _headers_only(raw: bytes, p: _Load, h: _Header) -> bool:
+    """Whether a segment maps nothing but the ELF header, the program header table and PT_NOTE
+    contents (and zero padding between them): what ld maps below a high -Ttext. It is read-only,
+    holds no code and not the entry point, so a bare-metal program does not read it and it may be
+    left out where the board has no memory for it. Decided from the program headers alone, as a
+    loader sees the file (a stripped file too)."""
+    if p.flags & (PF_W | PF_X) or p.vaddr <= h.entry < p.vaddr + p.memsz or \
+            p.memsz != p.filesz or not p.filesz:
+        return False
+    ranges = [(0, 64), (h.phoff, h.phoff + h.phnum * _PHDR.size)]
+    for i in range(h.phnum):
+        p_type, _f, offset, _v, _pa, filesz, _m, _a = _PHDR.unpack_from(
+            raw, h.phoff + i * _PHDR.size)
+        if p_type == PT_NOTE:
+            ranges.append((offset, offset + filesz))
+    pos, end = p.offset, p.offset + p.filesz
+    for lo, hi in sorted(ranges):
+        if pos >= end:
+            break
+        if hi <= pos:
+            continue
+        if lo > pos:
+            if any(raw[pos:min(lo, end)]):      # bytes that are neither metadata nor padding
+                return False
+        pos = max(pos, hi)
+    return pos >= end or not any(raw[pos:end])
+
+
+def _sections(raw: bytes, path: str, h: _Header) -> tuple[list, dict, list]:
+    """(sections, symbols, notes): what the section headers say, or nothing and a note when
+    they cannot be read. Only tables that lie inside the file are handed to pyelftools."""
+    if h.shoff == 0 and h.shnum == 0:
+        return [], {}, []                       # none at all (sstrip): nothing to say
+    problem = _section_table_problem(raw, h)
+    if problem is None:
+        try:
+            with host_failures(path, "section headers", also=_PYELFTOOLS_FAILURES):
+                elf = _elffile(raw)
+                sections = [_Section(s.name, s["sh_flags"], s["sh_addr"], s["sh_size"])
+                            for s in elf.iter_sections()]
+                symbols = _symbols(elf)
+            return sections, symbols, []
+        except InputError as e:                 # pyelftools' failures, translated
+            problem = e.message
+    return [], {}, [f"section headers unusable ({problem}): loaded without symbols"]
+
+
+# Malformed data makes pyelftools raise ordinary Python exceptions too.
+_PYELFTOOLS_FAILURES = (ValueError, KeyError, IndexError, TypeError, AttributeError,
+                        AssertionError)
+
+
+def _section_table_problem(raw: bytes, h: _Header) -> str | None:
+    n = len(raw)
+    if h.shnum == 0:
+        return "extended section numbering (e_shnum 0) is not supported"
+    if h.shentsize != _SHDR.size:
+        return f"e_shentsize is {h.shentsize}, not {_SHDR.size}"
+    if h.shoff > n or h.shnum * _SHDR.size > n - h.shoff:
+        return f"{h.shnum} section headers at {h.shoff:#x} run past the end of the file"
+    if h.shstrndx == SHN_XINDEX or h.shstrndx >= h.shnum:
+        return f"e_shstrndx {h.shstrndx} names no section"
+    for i in range(h.shnum):
+        (_name, sh_type, _flags, _addr, offset, size, _link, _info, _align,
+         entsize) = _SHDR.unpack_from(raw, h.shoff + i * _SHDR.size)
+        if sh_type in (SHT_NOBITS, 0):
+            continue
+        if offset > n or size > n - offset:
+            return f"section {i} (bytes {offset:#x}..{offset + size:#x}) runs past the end of " \
+                   f"the file"
+        if sh_type == SHT_SYMTAB and entsize != 24:
+            return f"section {i}: symbol table entry size {entsize}, not 24"
+    return None
+
+
+def _elffile(raw: bytes):
     from io import BytesIO
 
-    from elftools.common.exceptions import ELFError
     from elftools.elf.elffile import ELFFile
-    try:
-        elf = ELFFile(BytesIO(raw))
-        segments = []
-        phnum = elf.num_segments()
-        if phnum == 0:
-            raise InputError("ELF file has no program headers (nothing to load)", path)
-        for seg in elf.iter_segments():
-            if seg["p_type"] != "PT_LOAD":
-                continue
-            off, filesz, memsz = seg["p_offset"], seg["p_filesz"], seg["p_memsz"]
-            if off + filesz > len(raw):
-                raise InputError(f"truncated ELF file: segment at {seg['p_vaddr']:#x} needs bytes "
-                                 f"{off:#x}..{off + filesz:#x}, file has {len(raw):#x}", path)
-            if memsz < filesz:
-                raise InputError("bad ELF segment: memory size smaller than file size", path)
-            data = raw[off:off + filesz] + bytes(memsz - filesz)
-            flags = ("r" if seg["p_flags"] & PF_R else "") + ("w" if seg["p_flags"] & PF_W else "") \
-                + ("x" if seg["p_flags"] & PF_X else "")
-            segments.append(Segment(seg["p_vaddr"], data, flags, ""))
-        if not segments:
-            raise InputError("ELF file has no loadable (PT_LOAD) segments", path)
-        text_end = None
-        names = []
-        try:
-            for sec in elf.iter_sections():
-                if sec["sh_flags"] & SHF_ALLOC and sec["sh_size"]:
-                    names.append((sec["sh_addr"], sec.name))
-                    if sec.name == ".text":
-                        text_end = sec["sh_addr"] + sec["sh_size"]
-        except (ELFError, struct.error, ValueError):
-            names = []
-        for s in segments:
-            inside = sorted(n for n in names if s.addr <= n[0] < s.end or (n[0] == s.addr))
-            s.name = inside[0][1] if inside else ("text" if "x" in s.flags else "data")
-        symbols = _symbols(elf)
-        entry = elf.header["e_entry"]
-        if text_end is None:
-            seg = next((s for s in segments if entry in s and "x" in s.flags), None) or \
-                next((s for s in segments if "x" in s.flags), segments[0])
-            text_end = seg.end
-        return Image(segments, symbols, entry, text_end)
-    except InputError:
-        raise
-    except (ELFError, struct.error, ValueError, KeyError, IndexError) as e:
-        raise InputError(f"corrupt or truncated ELF file ({e})", path) from None
+    return ELFFile(BytesIO(raw))
 
 
 def _symbols(elf) -> dict[str, int]:
     out: dict[str, int] = {}
     from elftools.elf.sections import SymbolTableSection
-    try:
-        tab = elf.get_section_by_name(".symtab")
-    except Exception:
-        return out
+    tab = elf.get_section_by_name(".symtab")
     if not isinstance(tab, SymbolTableSection):
         return out
     for sym in tab.iter_symbols():

@@ -21,12 +21,15 @@ def align_up(value: int, alignment: int) -> int:
 
 @dataclass
 class Segment:
-    """A contiguous run of bytes loaded at `addr`; `flags` is a subset of 'rwx'."""
+    """A contiguous run of bytes loaded at `addr`; `flags` is a subset of 'rwx'. `optional`:
+    the program does not need it (an ELF file's mapped headers), so it may be left out where
+    the board has no memory for it."""
 
     addr: int
     data: bytes
     flags: str = "rwx"
     name: str = ""
+    optional: bool = False
 
     @property
     def end(self) -> int:
@@ -42,6 +45,7 @@ class Image:
     symbols: dict[str, int] = field(default_factory=dict)
     entry: int = 0
     text_end: int = 0
+    notes: list[str] = field(default_factory=list)   # what loading it left out, for the user
 
     @property
     def start(self) -> int:

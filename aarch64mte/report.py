@@ -99,6 +99,14 @@ def _text(console) -> str:
     return str(console)
 
 
+def unreadable(exc: Exception) -> str:
+    """Why the machine could not read something, without its exception names: a translation
+    fault describes itself; anything else means no RAM or device is there."""
+    if isinstance(exc, (ValueError, LookupError)) and str(exc):
+        return str(exc)
+    return "no memory there"
+
+
 def symbolize(machine, addr: int) -> str | None:
     try:
         return machine.symbolize(addr)
@@ -202,13 +210,13 @@ def collect(machine, result, tag_dumps=(), mem_dumps=()) -> dict:
         try:
             tags[hex64(d.addr)] = [int(t) for t in machine.read_tags(d.addr, d.length)]
         except Exception as exc:
-            tags[hex64(d.addr)] = f"error: {exc}"
+            tags[hex64(d.addr)] = f"error: {unreadable(exc)}"
     mem = {}
     for d in mem_dumps:
         try:
             mem[hex64(d.addr)] = bytes(machine.read_mem(d.addr, d.length)).hex()
         except Exception as exc:
-            mem[hex64(d.addr)] = f"error: {exc}"
+            mem[hex64(d.addr)] = f"error: {unreadable(exc)}"
 
     code = result.code
     return {
@@ -223,6 +231,35 @@ def collect(machine, result, tag_dumps=(), mem_dumps=()) -> dict:
         "tag_faults": [tag_fault_dict(tf) for tf in (getattr(machine, "tag_faults", None) or [])],
         "pc_symbol": symbolize(machine, int(regs["pc"], 16)) if regs["pc"] else None,
     }
+
+
+# --- the guest's own output -------------------------------------------------------------------
+
+def console_bytes(text: str) -> bytes:
+    """The guest's output as the bytes it wrote. The board hands each UART byte over as the
+    character of that code (latin-1), so those come back exactly; a character above 0xFF can
+    only have come from decoded text and is written as UTF-8."""
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        return b"".join(bytes([ord(c)]) if ord(c) < 0x100 else c.encode("utf-8", "replace")
+                        for c in text)
+
+
+def write_guest_output(console, text: str) -> None:
+    """Write what the guest printed to the console's file byte for byte: not wrapped at the
+    terminal width, no markup or emoji codes interpreted, no bytes re-encoded (a terminal shows
+    them as it would show QEMU's serial output). A newline is added when the output does not
+    end with one, so what follows starts on its own line."""
+    f = console.file
+    f.flush()
+    raw = getattr(f, "buffer", None)
+    if raw is not None:
+        data = console_bytes(text)
+        raw.write(data if data.endswith(b"\n") else data + b"\n")
+        raw.flush()
+    else:                               # a text stream (a test's StringIO): the text itself
+        f.write(text if text.endswith("\n") else text + "\n")
 
 
 # --- the human summary ------------------------------------------------------------------------
@@ -275,7 +312,7 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
 
     if data.get("console"):
         con.rule("console", style="dim")
-        con.print(Text(data["console"].rstrip("\n")))
+        write_guest_output(con, data["console"])
 
     exc = data.get("exception")
     if exc:

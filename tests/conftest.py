@@ -129,6 +129,8 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(config, items):
+    # test_install.py builds a venv and runs the README's commands (a minute or two): last
+    items.sort(key=lambda item: os.path.basename(str(item.fspath)) == "test_install.py")
     if config.getoption("--long") or os.environ.get("AARCH64MTE_LONG") == "1":
         return
     skip = pytest.mark.skip(reason="deep run: pass --long")

@@ -22,13 +22,16 @@ needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not install
 
 
 class Stub:
-    """`aarch64mte gdbserver DEMO --port 0` in a subprocess; `port` is the one it chose."""
+    """`aarch64mte gdbserver PROGRAM --port 0` in a subprocess; `port` is the one it chose. Its
+    temporary files go to `tmpdir` (TMPDIR), and close() ends it with SIGTERM, as a user would."""
 
-    def __init__(self, *extra):
+    def __init__(self, *extra, tmpdir=None, program=DEMO):
         env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        if tmpdir is not None:
+            env["TMPDIR"] = str(tmpdir)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", str(DEMO), "--port", "0",
-             *extra], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+            [sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", str(program), "--port",
+             "0", *extra], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         line = ""
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -44,15 +47,19 @@ class Stub:
 
     def close(self):
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.proc.wait(timeout=10)
         for f in (self.proc.stderr, self.proc.stdout):
             f.close()
 
 
 @pytest.fixture
-def stub():
-    s = Stub()
+def stub(tmp_path):
+    s = Stub(tmpdir=tmp_path)
     yield s
     s.close()
 

@@ -40,7 +40,9 @@ GRANULES_PER_PAGE = PAGE // GRANULE
 TAG_SHIFT = 56
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-PROGRAM = REPO_ROOT / "asm" / "tagcopy" / "tagcopy.S"
+# bench/tagcopy.S links to asm/tagcopy/tagcopy.S, so an installed package carries the program
+# (package data); in a checkout this resolves to the file in asm/.
+PROGRAM = (Path(__file__).resolve().parent / "tagcopy.S").resolve()
 
 # Where the pages live: inside the snippet profile's RAM (0x4000_0000, 128 MiB), clear of the
 # image at 0x4008_0000. 16 MiB per region allows 4096 pages.

@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from ..errors import InputError
+from ..errors import InputError, check_input_file
 from ..image import DEFAULT_BASE
 
 
@@ -35,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
     from ..assembler import assemble_file
     if args.base < 0 or args.base >= 1 << 48 or args.base % 4:
         raise InputError(f"--base {args.base:#x} must be a 4-byte aligned address below 2^48")
+    check_input_file(args.source)
     image = assemble_file(args.source, backend=args.backend, base=args.base)
     out = args.output or os.path.splitext(args.source)[0] + ".elf"
     fmt = args.format or ("elf" if out.lower().endswith(".elf") else "bin")

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from aarch64mte.errors import InputError, host_failures
+
 
 def _int_list(text: str) -> tuple[int, ...]:
     try:
@@ -95,6 +97,13 @@ def run_tagcopy(args: argparse.Namespace, out=None) -> int:
     measure = args.measure or (tc.QUICK_MEASURE if quick else tc.DEFAULT_MEASURE)
     if args.all_measured:
         measure = tuple(sorted(set(pages) | set(measure)))
+    for what, values, lo, hi in (("--pages", pages, 1, tc.MAX_PAGES * 1024),
+                                 ("--measure", measure, 1, tc.MAX_PAGES)):
+        bad = [v for v in values if not lo <= v <= hi]
+        if bad:
+            print(f"error: {what}: page counts are {lo}..{hi}, not {bad}", file=sys.stderr)
+            return 2
+    _check_outputs(args)
     ops = args.ops or tuple(tc.OPERATIONS)
     unknown = [o for o in ops if o not in tc.OPERATIONS]
     if unknown:
@@ -157,9 +166,24 @@ def run_tagcopy(args: argparse.Namespace, out=None) -> int:
     for op in result.ops:
         print(tc.sweep_table(result, first, op), file=out)
         print("", file=out)
-    paths = tc.write_outputs(result, args.out, plot=not args.no_plot, plot_path=args.plot)
+    with host_failures(str(args.out), "cannot write the results"):
+        paths = tc.write_outputs(result, args.out, plot=not args.no_plot, plot_path=args.plot)
     print("wrote " + ", ".join(str(p) for p in paths.values()), file=out)
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Before a sweep that can take minutes: the output directory can be made and the plot
+    path names a file (matplotlib would write 'DIR.png' beside a directory)."""
+    with host_failures(str(args.out), "cannot write the results there"):
+        args.out.mkdir(parents=True, exist_ok=True)
+    if args.plot is not None and not args.no_plot:
+        if args.plot.is_dir():
+            raise InputError("is a directory; --plot names the image file to write",
+                             str(args.plot))
+        if not args.plot.parent.is_dir():
+            raise InputError(f"no directory {args.plot.parent} to write the plot in",
+                             str(args.plot))
 
 
 def run_core(args: argparse.Namespace) -> int:

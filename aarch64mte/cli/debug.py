@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from aarch64mte.errors import MteError
+from aarch64mte.errors import MteError, read_text
 
 STATUS_USAGE = 2
 
@@ -58,29 +58,32 @@ def main(args: argparse.Namespace) -> int:
         return STATUS_USAGE
     session = Session(machine, max_insns=getattr(args, "max_insns", None) or 10_000_000)
     debugger = Debugger(session, console=_console(args))
+    from aarch64mte.debug.repl import input_lines, repl
     lines = []
-    for path in args.scripts:
-        try:
-            with open(path, encoding="utf-8") as f:
-                lines.extend(f.readlines())
-        except OSError as exc:
-            print(f"aarch64mte debug: error: {path}: {exc.strerror}", file=sys.stderr)
-            return STATUS_USAGE
-    if args.batch:
-        if not args.scripts:
-            lines = sys.stdin.readlines()
-        status = run_batch(debugger, lines)
-        sys.stdout.flush()
-        return status
+    try:
+        for path in args.scripts:
+            lines.extend(read_text(path).splitlines(keepends=True))
+        if args.batch:
+            if not args.scripts:
+                lines = input_lines(sys.stdin.buffer)   # run as they are read
+            status = run_batch(debugger, lines)
+            sys.stdout.flush()
+            return status
+    except MteError as exc:
+        print(f"aarch64mte debug: error: {exc}", file=sys.stderr)
+        return STATUS_USAGE
     if lines:
         for line in lines:
             try:
                 debugger.execute(line)
             except Quit as q:
                 return q.status or 0
-    from aarch64mte.debug.repl import repl
     debugger.show_pc_line()
-    return repl(debugger)
+    try:
+        return repl(debugger)
+    except MteError as exc:
+        print(f"aarch64mte debug: error: {exc}", file=sys.stderr)
+        return STATUS_USAGE
 
 
 def _standalone(argv=None) -> int:

@@ -10,7 +10,7 @@ import os
 import re
 import sys
 
-from ..errors import InputError
+from ..errors import InputError, read_input
 from ..image import DEFAULT_BASE
 
 _HEXWORD = re.compile(r"^(0x)?[0-9a-fA-F]{1,8}$")
@@ -18,9 +18,12 @@ _HEXWORD = re.compile(r"^(0x)?[0-9a-fA-F]{1,8}$")
 
 def _int(text: str) -> int:
     try:
-        return int(text.replace("_", ""), 0)
+        value = int(text.replace("_", ""), 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 <= value < 1 << 64:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a 64-bit address")
+    return value
 
 
 def _word(text: str) -> int:
@@ -69,21 +72,17 @@ def main(args: argparse.Namespace) -> int:
 
 
 def _load(path: str, base: int):
-    from ..elf import load_elf
+    from ..elf import parse_elf
     from ..image import Image
-    if not os.path.exists(path):
-        raise InputError("no such file", path)
-    if os.path.isdir(path):
-        raise InputError("is a directory", path)
-    with open(path, "rb") as f:
-        head = f.read(4)
-    if head == b"\x7fELF":
-        return load_elf(path)
+    data = read_input(path)                 # a regular file, bounded, or one InputError
+    if data[:4] == b"\x7fELF":
+        return parse_elf(data, path)
     if path.endswith((".s", ".S", ".asm")):
         from ..assembler import assemble_file
         return assemble_file(path, base=base)
-    with open(path, "rb") as f:
-        data = f.read()
     if not data:
         raise InputError("empty file", path)
+    if base + len(data) > 1 << 64:
+        raise InputError(f"{len(data):,} bytes from --base {base:#x} pass the end of the 64-bit "
+                         f"address space", path)
     return Image.from_binary(data, base)

@@ -3,13 +3,18 @@
 Connect with `gdb-multiarch PROGRAM -ex 'target remote :N'`. The stub serves MTE allocation tags
 (`memory-tag` commands), stops with SIGSEGV on tag-check faults, and keeps listening after a
 client disconnects; `kill` in GDB ends it. Exit status 2 for a usage error or a port in use.
+
+For an assembly source the stub writes the assembled image to a temporary ELF file GDB reads
+symbols from; it is removed however the stub ends: normally, by `kill`, Ctrl-C, SIGTERM or SIGHUP.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
+from contextlib import contextmanager
 
 from aarch64mte.errors import MteError
 
@@ -27,22 +32,63 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="log every packet to standard error")
 
 
-def _exec_file(args, machine) -> str:
-    """An ELF GDB can read symbols from: the program itself, or the assembled image written out."""
+@contextmanager
+def _exec_file(args, machine):
+    """An ELF GDB can read symbols from: the program itself, or the assembled image written to
+    a temporary file that is removed when the block ends (however it ends)."""
     path = os.path.abspath(args.program)
-    if not path.endswith((".S", ".s")):
-        return path
     image = getattr(machine, "image", None)
-    if image is None:
-        return path
+    if not path.endswith((".S", ".s")) or image is None:
+        yield path
+        return
+    from aarch64mte.elf import write_elf
+    out = None
     try:
-        from aarch64mte.elf import write_elf
         fd, out = tempfile.mkstemp(prefix=os.path.basename(path) + ".", suffix=".elf")
         os.close(fd)
         write_elf(image, out)
-        return out
-    except Exception:
-        return path
+        symbols = out
+    except (OSError, MteError) as exc:
+        print(f"aarch64mte gdbserver: note: no ELF file for GDB's symbols ({exc})", file=sys.stderr)
+        symbols = path
+    try:
+        yield symbols
+    finally:
+        if out is not None:
+            try:
+                os.unlink(out)
+            except OSError:
+                pass
+
+
+class _Terminated(BaseException):
+    """SIGTERM or SIGHUP: end like Ctrl-C, through the clean-up path (a BaseException, so that
+    no `except Exception` on the way swallows it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum, frame):
+    raise _Terminated(signum)
+
+
+@contextmanager
+def _terminate_cleanly():
+    """SIGTERM and SIGHUP raise _Terminated in the main thread, so `finally` blocks run."""
+    previous = {}
+    for sig in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):
+        if sig is not None:
+            try:
+                previous[sig] = signal.signal(sig, _raise_terminated)
+            except ValueError:              # not the main thread
+                pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -62,31 +108,29 @@ def main(args: argparse.Namespace) -> int:
     def log(text):
         print(f"gdbserver: {text}", file=sys.stderr, flush=True)
 
-    exec_file = _exec_file(args, machine)
-    session = Session(machine, max_insns=getattr(args, "max_insns", None) or 10_000_000)
-    server = GdbServer(session, host=args.host, port=args.port, exec_file=exec_file, log=log,
-                       verbose=args.verbose)
-    try:
-        port = server.bind()
-    except PortInUse as exc:
-        print(f"aarch64mte gdbserver: error: {exc.strerror}", file=sys.stderr)
-        return STATUS_USAGE
-    except OSError as exc:
-        print(f"aarch64mte gdbserver: error: cannot listen on {args.host}:{args.port}: "
-              f"{exc.strerror}", file=sys.stderr)
-        return STATUS_USAGE
-    log(f"listening on {args.host}:{port} for {args.program} (symbols: {exec_file})")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        server.close()
-        return 130
-    finally:
-        if exec_file != os.path.abspath(args.program):
-            try:
-                os.unlink(exec_file)
-            except OSError:
-                pass
+    with _terminate_cleanly(), _exec_file(args, machine) as exec_file:
+        session = Session(machine, max_insns=getattr(args, "max_insns", None) or 10_000_000)
+        server = GdbServer(session, host=args.host, port=args.port, exec_file=exec_file,
+                           log=log, verbose=args.verbose)
+        try:
+            port = server.bind()
+        except PortInUse as exc:
+            print(f"aarch64mte gdbserver: error: {exc.strerror}", file=sys.stderr)
+            return STATUS_USAGE
+        except OSError as exc:
+            print(f"aarch64mte gdbserver: error: cannot listen on {args.host}:{args.port}: "
+                  f"{exc.strerror}", file=sys.stderr)
+            return STATUS_USAGE
+        log(f"listening on {args.host}:{port} for {args.program} (symbols: {exec_file})")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            return 130
+        except _Terminated as t:
+            log("terminated")
+            return 128 + t.signum
+        finally:
+            server.close()
     return 0
 
 

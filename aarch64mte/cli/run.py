@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
 import sys
 from dataclasses import dataclass, field
 
-from aarch64mte.errors import InputError, MteError
+from aarch64mte.errors import InputError, MteError, check_input_file, host_failures
 
 SOURCE_SUFFIXES = (".S", ".s")
 DEFAULT_MAX_INSNS = 10_000_000
@@ -56,23 +55,31 @@ def _assignment(text: str) -> tuple[str, str]:
     return name.strip().lower(), value.strip()
 
 
-def _range(text: str) -> tuple[str, int]:
-    where, sep, length = text.rpartition(":")
-    if not sep or not where:
-        raise argparse.ArgumentTypeError(f"expected ADDR:LEN, not {text!r}")
-    n = parse_int(length)
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"length must be positive in {text!r}")
-    return where.strip(), n
+MAX_TAGS_LEN = 16 << 20         # --tags: a million granules at most
+MAX_MEM_LEN = 1 << 20           # --mem: a 64 Ki-line hex dump at most
+
+
+def _range(limit: int):
+    def check(text: str) -> tuple[str, int]:
+        where, sep, length = text.rpartition(":")
+        if not sep or not where:
+            raise argparse.ArgumentTypeError(f"expected ADDR:LEN, not {text!r}")
+        n = parse_int(length)
+        if not 1 <= n <= limit:
+            raise argparse.ArgumentTypeError(f"LEN must be 1..{limit:#x} in {text!r}")
+        return where.strip(), n
+    return check
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """`run`'s options: those that build the machine, then the report's."""
     add_machine_arguments(parser)
-    parser.add_argument("--tags", type=_range, action="append", default=[], metavar="ADDR:LEN",
+    parser.add_argument("--tags", type=_range(MAX_TAGS_LEN), action="append", default=[],
+                        metavar="ADDR:LEN",
                         help="after the run, show the allocation tags of LEN bytes at ADDR "
                              "(a number, symbol or symbol+offset; repeatable)")
-    parser.add_argument("--mem", type=_range, action="append", default=[], metavar="ADDR:LEN",
+    parser.add_argument("--mem", type=_range(MAX_MEM_LEN), action="append", default=[],
+                        metavar="ADDR:LEN",
                         help="after the run, show LEN bytes of memory at ADDR (repeatable)")
     parser.add_argument("--json", action="store_true",
                         help="print one JSON object describing the finished run")
@@ -100,7 +107,7 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
                              "running; VALUE may be a number or a symbol (repeatable)")
     parser.add_argument("--max-insns", type=_positive, default=DEFAULT_MAX_INSNS, metavar="N",
                         help=f"stop after N instructions (default {DEFAULT_MAX_INSNS:,})")
-    parser.add_argument("--seed", type=parse_int, metavar="N",
+    parser.add_argument("--seed", type=_bounded(0, 2**64 - 1, "--seed"), metavar="N",
                         help="seed for IRG's random tags when GCR_EL1.RRND = 1")
 
 
@@ -110,7 +117,9 @@ _TERM = re.compile(r"\s*([+-]?)\s*([A-Za-z_.$][\w.$]*|0[xX][0-9a-fA-F_]+|0[bB][0
 
 
 def resolve(expr: str, symbols: dict[str, int], what: str = "address") -> int:
-    """Evaluate `sym`, `sym+0x10`, `0x40080000`, `buf-16`, ... against the program's symbols."""
+    """Evaluate `sym`, `sym+0x10`, `0x40080000`, `buf-16`, ... against the program's symbols.
+    The result must fit 64 bits (-2^63..2^64-1; a negative one is returned as its two's
+    complement): anything else is an InputError, never a silent truncation."""
     pos, total, first = 0, 0, True
     text = expr.strip()
     if not text:
@@ -128,6 +137,8 @@ def resolve(expr: str, symbols: dict[str, int], what: str = "address") -> int:
             raise InputError(f"unknown symbol {atom!r} in {what} {expr!r}")
         total += -value if sign == "-" else value
         pos, first = m.end(), False
+    if not -(1 << 63) <= total < 1 << 64:
+        raise InputError(f"{what} {expr!r} is {total:#x}: out of range for 64 bits")
     return total & (2**64 - 1)
 
 
@@ -177,12 +188,22 @@ def _known_register(machine, name: str) -> bool:
     return True
 
 
+def load_program(machine, path: str, command: str = "run") -> None:
+    """Load PROGRAM into the machine: the one way `run`, `debug` and `gdbserver` do it. The path
+    must name a regular file; whatever the host then fails at (reading, parsing, placing the
+    image) is one InputError naming the file. What the loader left out is said on stderr."""
+    check_input_file(path)
+    with host_failures(path, "cannot load"):
+        machine.load(path)
+    for note in getattr(getattr(machine, "image", None), "notes", None) or ():
+        print(f"aarch64mte {command}: note: {path}: {note}", file=sys.stderr)
+
+
 def prepare(args: argparse.Namespace):
     """Build the machine, load the program, apply --entry and --set. Raises InputError."""
-    if not os.path.isfile(args.program):
-        raise InputError("no such file", file=args.program)
+    from aarch64mte.debug.regs import check_value, write as write_reg
     machine = make_machine(**machine_options(args))
-    machine.load(args.program)
+    load_program(machine, args.program, getattr(args, "command", None) or "run")
     symbols = dict(getattr(machine, "symbols", {}) or {})
     if args.entry is not None:
         machine.set_reg("pc", resolve(args.entry, symbols, "entry"))
@@ -190,8 +211,11 @@ def prepare(args: argparse.Namespace):
         if not _known_register(machine, name):
             raise InputError(f"unknown register {name!r} in --set {name}={text}")
         value = resolve(text, symbols, f"value for {name}")
+        problem = check_value(name, value)
+        if problem:
+            raise InputError(f"--set {name}={text}: {problem}")
         try:
-            machine.set_reg(name, value)
+            write_reg(machine, name, value)
         except (KeyError, ValueError, LookupError) as exc:
             raise InputError(f"cannot set {name}: {exc}") from None
     tag_dumps = [Dump(t, resolve(t, symbols), n) for t, n in getattr(args, "tags", [])]
@@ -217,7 +241,8 @@ def run_program(args: argparse.Namespace) -> Outcome:
     except ValueError:          # not the main thread: no handler, Ctrl-C behaves as usual
         pass
     try:
-        result = machine.run(max_insns=args.max_insns)
+        with host_failures(args.program, "the emulator failed running it"):
+            result = machine.run(max_insns=args.max_insns)
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

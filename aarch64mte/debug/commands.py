@@ -3,6 +3,11 @@
 `Debugger.execute(line)` runs one command and returns True on success; it prints through a rich
 Console. Errors are printed as `error: ...` and make the command fail (batch mode turns any failed
 command into exit status 1).
+
+Every number a command takes is checked against what it can mean (a count, a length, a tag, a
+register's width) and refused when out of range, never cut to fit; every access to the program's
+memory goes through `read_mem` / `read_tags`, which turn the machine's failures into one message
+saying what could not be read where.
 """
 from __future__ import annotations
 
@@ -13,11 +18,25 @@ from typing import Callable, Optional
 from rich.console import Console
 from rich.markup import escape
 
+from aarch64mte.debug import regs as regaccess
 from aarch64mte.debug import view
 from aarch64mte.debug.expr import Evaluator, ExprError
 from aarch64mte.debug.session import GRANULE, Session, Stop, strip_tag
+from aarch64mte.report import unreadable, write_guest_output
 
 GPRS = [f"x{i}" for i in range(31)] + ["sp", "pc", "nzcv", "el", "tco"]
+MAX_STEPS = 1_000_000_000       # step/next counts (Ctrl-C stops a long one)
+MAX_DUMP = 1 << 16              # bytes shown or watched at once
+MAX_TAGMAP = 1 << 20
+MAX_DISAS = 4096                # instructions listed at once
+PRINT_FORMATS = "xduotcaz"
+
+
+def access_error(verb: str, addr: int, n: int, exc: Exception) -> str:
+    """What a failed access to the program's memory means, without the machine's exception
+    names (report.unreadable)."""
+    where = f"{addr:#x}" if n <= 1 else f"{addr:#x}..{addr + n - 1:#x}"
+    return f"cannot {verb} {where}: {unreadable(exc)}"
 
 
 class CommandError(Exception):
@@ -50,7 +69,7 @@ class Debugger:
     def __init__(self, session: Session, console: Optional[Console] = None):
         self.session = session
         self.m = session.machine
-        self.console = console or Console(highlight=False)
+        self.console = console or Console(highlight=False, emoji=False)
         self.eval = Evaluator(self._reg, self._symbols, self._read64)
         session.condition_eval = self.eval
         self.snapshot = self._regs()
@@ -72,7 +91,44 @@ class Debugger:
         return getattr(self.m, "symbols", {}) or {}
 
     def _read64(self, addr: int) -> int:
-        return int.from_bytes(self.m.read_mem(strip_tag(addr), 8), "little")
+        try:
+            return int.from_bytes(self.read_mem(addr, 8), "little")
+        except CommandError as exc:
+            raise ExprError(str(exc)) from None
+
+    def read_mem(self, addr: int, n: int) -> bytes:
+        """n bytes at a (possibly tagged) address, or a CommandError saying why not."""
+        va = strip_tag(addr)
+        try:
+            data = bytes(self.m.read_mem(va, n))
+        except Exception as exc:
+            raise CommandError(access_error("read", va, n, exc)) from None
+        if len(data) != n:
+            raise CommandError(f"cannot read {va:#x}: only {len(data)} of {n} bytes there")
+        return data
+
+    def read_tags(self, va: int, n: int) -> list[int]:
+        try:
+            return list(self.m.read_tags(va, n))
+        except Exception as exc:
+            raise CommandError(access_error("read the tags of", va, n, exc)) from None
+
+    def exact(self, text: str) -> int:
+        """An expression's exact value (-2^63..2^64-1): for counts and tags, where -1 is not a
+        huge number."""
+        try:
+            return self.eval.exact(text)
+        except ExprError as exc:
+            raise CommandError(str(exc)) from None
+
+    def count(self, text: str, default: int, lo: int, hi: int, what: str) -> int:
+        """A count or length argument: `default` when absent, else lo..hi or an error."""
+        if not text:
+            return default
+        n = self.exact(text)
+        if not lo <= n <= hi:
+            raise CommandError(f"{what} must be {lo}..{hi:,}, not {n}")
+        return n
 
     def symbolize(self, addr: int) -> Optional[str]:
         try:
@@ -154,7 +210,7 @@ class Debugger:
         except (CommandError, ExprError) as exc:
             self.error(str(exc))
         except Exception as exc:            # a machine error must not end the session
-            self.error(f"{type(exc).__name__}: {exc}")
+            self.error(f"{cmd.names[0]} failed: {exc}" if str(exc) else f"{cmd.names[0]} failed")
         return False
 
     def error(self, message: str) -> None:
@@ -252,14 +308,14 @@ class Debugger:
         @c(("step", "s", "si", "stepi"), "step [N]", "execute N instructions (default 1), "
            "entering calls")
         def _step(arg):
-            n = self.value(arg) if arg else 1
+            n = self.count(arg, 1, 1, MAX_STEPS, "step count")
             self._resume(lambda: self.session.step(n))
 
         @c(("next", "n", "ni", "nexti"), "next [N]", "like step, but run through a BL/BLR call")
         def _next(arg):
-            n = self.value(arg) if arg else 1
+            n = self.count(arg, 1, 1, MAX_STEPS, "step count")
             stop = None
-            for _ in range(max(1, n)):
+            for _ in range(n):
                 stop = self.session.next()
                 if stop.reason != "step":
                     break
@@ -300,7 +356,7 @@ class Debugger:
 
         @c(("delete", "d"), "delete [N...]", "delete breakpoints (all without N)")
         def _delete(arg):
-            nums = [self.value(a) for a in arg.split()] if arg else list(self.session.breakpoints)
+            nums = [self.exact(a) for a in arg.split()] if arg else list(self.session.breakpoints)
             for n in nums:
                 if n not in self.session.breakpoints:
                     raise CommandError(f"no breakpoint number {n}")
@@ -308,14 +364,15 @@ class Debugger:
             if not arg:
                 self.out("deleted all breakpoints")
 
-        @c(("info", "i"), "info breakpoints|registers|watch|symbols|faults",
-           "show breakpoints, registers, watches, symbols or the exception log")
+        @c(("info", "i"), "info breakpoints|registers|watches|symbols|faults|sysregs",
+           "show breakpoints, registers, watches, symbols, the exception log or MTE registers")
         def _info(arg):
             what, _, rest = arg.partition(" ")
             table = {"breakpoints": "breakpoints", "b": "breakpoints", "break": "breakpoints",
                      "registers": "registers", "r": "registers", "reg": "registers",
-                     "watch": "watch", "watchpoints": "watch", "symbols": "symbols",
-                     "faults": "faults", "exceptions": "faults", "sysregs": "sysregs"}
+                     "watch": "watches", "watches": "watches", "watchpoints": "watches",
+                     "symbols": "symbols", "faults": "faults", "exceptions": "faults",
+                     "sysregs": "sysregs"}
             key = table.get(what)
             if key is None:
                 raise CommandError(f"info what? ({', '.join(sorted(set(table.values())))})")
@@ -343,45 +400,57 @@ class Debugger:
                 for n in names:
                     n = n.lstrip("$").lower()
                     try:
-                        values[n] = self.m.reg(n)
+                        values[n] = regaccess.read(self.m, n)
                     except Exception:
                         raise CommandError(f"no register {n!r}") from None
             self.out(view.registers(values, self.changed, names and list(values)))
 
-        @c(("print", "p"), "print EXPR", "evaluate an expression (registers, symbols, *ADDR, "
-           "C operators)")
+        @c(("print", "p"), "print[/FMT] EXPR", "evaluate an expression (registers, symbols, "
+           "*ADDR, C operators); FMT x d u o t c a z as in GDB")
         def _print(arg):
+            fmt = ""
+            m = re.match(r"/(\S*)\s*(.*)$", arg)
+            if m:
+                fmt, arg = m.group(1), m.group(2)
+                if len(fmt) != 1 or fmt not in PRINT_FORMATS:
+                    raise CommandError(f"bad format {'/' + fmt!r}: one of "
+                                       f"{', '.join('/' + f for f in PRINT_FORMATS)}")
             if not arg:
                 raise CommandError("print what?")
             v = self.value(arg)
-            sym = self.symbolize(v)
-            self.out(f"0x{v:x} ({v})" + (f" <{escape(sym)}>" if sym else ""))
+            self.out(escape(self._formatted(v, fmt)))
 
         @c(("set",), "set REG = EXPR | set tag ADDR = TAG",
            "change a register or the allocation tag of a granule")
         def _set(arg):
             m = re.match(r"tag\s+(.+?)\s*=\s*(.+)$", arg)
             if m:
-                addr, tag = self.value(m.group(1)), self.value(m.group(2))
-                self.m.write_tags(strip_tag(addr) & ~(GRANULE - 1), [tag & 0xF])
+                self._set_tag(self.value(m.group(1)), self.exact(m.group(2)))
                 return
             m = re.match(r"\$?(\w+)\s*=\s*(.+)$", arg)
             if not m:
-                raise CommandError("usage: set REG = EXPR")
-            name, v = m.group(1).lower(), self.value(m.group(2))
+                raise CommandError("usage: set REG = EXPR | set tag ADDR = TAG")
+            name, v = m.group(1).lower(), self.exact(m.group(2))
             try:
-                self.m.reg(name)
+                regaccess.read(self.m, name)
             except Exception:
                 raise CommandError(f"no register {name!r}") from None
-            self.m.set_reg(name, v)
-            self.snapshot[name] = v
+            problem = regaccess.check_value(name, v)
+            if problem:
+                raise CommandError(problem)
+            regaccess.write(self.m, name, v)
+            try:
+                self.snapshot[name] = self.m.reg(name)
+            except Exception:
+                pass
 
         @c(("x",), "x/NFU ADDR", "examine memory: N units, format x/d/u/c/t/i, unit b/h/w/g "
            "(like GDB)")
         def _x(suffix, rest):
-            m = re.fullmatch(r"/?(\d*)([xduictgbhw]*)", suffix or "")
+            m = re.fullmatch(r"/?(\d{0,7})([xduictgbhw]*)", suffix or "")
             if not m:
-                raise CommandError(f"bad format {suffix!r}")
+                raise CommandError(f"bad format {suffix!r}: x/NFU, N a count, F one of x d u i "
+                                   f"c t, U one of b h w g")
             count = int(m.group(1) or 1)
             letters = m.group(2)
             fmt = next((l for l in letters if l in "xduict"), "x")
@@ -391,11 +460,14 @@ class Debugger:
                 raise CommandError("x needs an address")
             addr = self.value(rest)
             if fmt == "i":
+                if not 1 <= count <= MAX_DISAS:
+                    raise CommandError(f"count must be 1..{MAX_DISAS}, not {count}")
                 self._disas(addr, count)
                 return
-            if count * size > 1 << 16:
-                raise CommandError("too much at once (64 KiB at most)")
-            data = self.m.read_mem(strip_tag(addr), count * size)
+            if not 1 <= count * size <= MAX_DUMP:
+                raise CommandError(f"x/{count}{fmt}: {count * size:,} bytes; 1..{MAX_DUMP:,} at "
+                                   f"once")
+            data = self.read_mem(addr, count * size)
             self.out(view.examine(addr, data, fmt, size, self.symbolize))
 
         @c(("mem", "dump"), "mem ADDR [LEN]", "hex dump of LEN bytes (default 64)")
@@ -403,11 +475,11 @@ class Debugger:
             words = arg.split()
             if not words:
                 raise CommandError("mem needs an address")
+            if len(words) > 2:
+                raise CommandError("usage: mem ADDR [LEN]")
             addr = self.value(words[0])
-            n = self.value(words[1]) if len(words) > 1 else 64
-            if n > 1 << 16:
-                raise CommandError("too much at once (64 KiB at most)")
-            self.out(view.hexdump(strip_tag(addr), self.m.read_mem(strip_tag(addr), n)))
+            n = self.count(words[1] if len(words) > 1 else "", 64, 1, MAX_DUMP, "length")
+            self.out(view.hexdump(strip_tag(addr), self.read_mem(addr, n)))
 
         @c(("disassemble", "disas", "list", "l"), "disas [ADDR] [COUNT]",
            "disassemble around the PC (or from ADDR), with symbols")
@@ -415,7 +487,7 @@ class Debugger:
             words = arg.split()
             if words:
                 addr = self.value(words[0])
-                count = self.value(words[1]) if len(words) > 1 else 12
+                count = self.count(words[1] if len(words) > 1 else "", 12, 1, MAX_DISAS, "count")
                 self._disas(addr, count)
             else:
                 pc = self.m.reg("pc")
@@ -428,11 +500,9 @@ class Debugger:
             if not words:
                 raise CommandError("tags needs an address")
             ptr = self.value(words[0])
-            n = self.value(words[1]) if len(words) > 1 else 1
-            if n > 1 << 16:
-                raise CommandError("too much at once (64 KiB at most)")
+            n = self.count(words[1] if len(words) > 1 else "", 1, 1, MAX_DUMP, "length")
             va = strip_tag(ptr)
-            tags = self.m.read_tags(va & ~(GRANULE - 1), (va & (GRANULE - 1)) + max(1, n))
+            tags = self.read_tags(va & ~(GRANULE - 1), (va & (GRANULE - 1)) + n)
             try:
                 tagged = bool(self.m.is_tagged(va))
             except Exception:
@@ -446,10 +516,8 @@ class Debugger:
             if not words:
                 raise CommandError("tagmap needs an address")
             va = strip_tag(self.value(words[0])) & ~(GRANULE - 1)
-            n = self.value(words[1]) if len(words) > 1 else 1024
-            if n > 1 << 20:
-                raise CommandError("too much at once (1 MiB at most)")
-            tags = list(self.m.read_tags(va, max(1, n)))
+            n = self.count(words[1] if len(words) > 1 else "", 1024, 1, MAX_TAGMAP, "length")
+            tags = self.read_tags(va, n)
             self.out(view.tag_map(va, tags))
 
         @c(("watch",), "watch tag ADDR | watch ADDR [LEN]",
@@ -464,11 +532,14 @@ class Debugger:
             if not words:
                 raise CommandError("watch needs an address")
             addr = strip_tag(self.value(words[0]))
-            length = self.value(words[1]) if len(words) > 1 else (GRANULE if kind == "tag"
-                                                                    else 8)
+            length = self.count(words[1] if len(words) > 1 else "",
+                                GRANULE if kind == "tag" else 8, 1, MAX_DUMP, "length")
             if kind == "tag":
                 addr &= ~(GRANULE - 1)
-            self.m.add_watch(addr, length, kind=kind)
+            try:
+                self.m.add_watch(addr, length, kind=kind)
+            except Exception as exc:
+                raise CommandError(access_error("watch", addr, length, exc)) from None
             w = Watch(self._next_watch, addr, length, kind, None)
             w.old = self._watch_value(w)
             self.watches[w.number] = w
@@ -477,7 +548,9 @@ class Debugger:
 
         @c(("unwatch",), "unwatch N", "remove a watch")
         def _unwatch(arg):
-            n = self.value(arg) if arg else None
+            if not arg:
+                raise CommandError("unwatch which? (a number from 'watches')")
+            n = self.exact(arg)
             if n not in self.watches:
                 raise CommandError(f"no watch number {n}")
             w = self.watches.pop(n)
@@ -515,7 +588,10 @@ class Debugger:
             text = getattr(self.m, "console", "")
             if isinstance(text, (bytes, bytearray)):
                 text = text.decode("latin-1")
-            self.out(escape(str(text)) if text else "(no output)")
+            if text:
+                write_guest_output(self.console, str(text))
+            else:
+                self.out("(no output)")
 
         @c(("assert", "expect"), "assert EXPR", "fail (batch exit status 1) unless EXPR is "
            "non-zero")
@@ -529,7 +605,7 @@ class Debugger:
 
         @c(("quit", "q", "exit"), "quit [STATUS]", "leave the debugger")
         def _quit(arg):
-            raise Quit(self.value(arg) & 0xFF if arg else None)
+            raise Quit(self.count(arg, None, 0, 255, "exit status") if arg else None)
 
     def _add_break(self, arg: str, temporary: bool) -> None:
         if not arg:
@@ -543,6 +619,46 @@ class Debugger:
         bp = self.session.add_breakpoint(addr, condition=cond, temporary=temporary)
         self.out(f"Breakpoint {bp.number} at {view.fmt_addr(addr, self.symbolize)}"
                  + (f" if {escape(cond)}" if cond else ""))
+
+    def _formatted(self, v: int, fmt: str) -> str:
+        """`print`'s output: GDB's /FMT letters, or hex and decimal with the symbol there."""
+        signed = v - (1 << 64) if v >> 63 else v
+        if fmt == "x":
+            return f"{v:#x}"
+        if fmt == "z":
+            return f"0x{v:016x}"
+        if fmt == "d":
+            return str(signed)
+        if fmt == "u":
+            return str(v)
+        if fmt == "o":
+            return f"0{v:o}" if v else "0"
+        if fmt == "t":
+            return f"{v:b}"
+        if fmt == "c":
+            low = v & 0xFF
+            return f"{low} {chr(low)!r}" if 32 <= low < 127 else f"{low} '\\x{low:02x}'"
+        sym = self.symbolize(v)
+        if fmt == "a":
+            return f"{v:#x}" + (f" <{sym}>" if sym else "")
+        return f"0x{v:x} ({v})" + (f" <{sym}>" if sym else "")
+
+    def _set_tag(self, addr: int, tag: int) -> None:
+        if not 0 <= tag <= 0xF:
+            shown = f"{tag:#x}" if tag >= 0 else str(tag)
+            raise CommandError(f"an allocation tag is 0..15 (0x0..0xf), not {shown}")
+        va = strip_tag(addr) & ~(GRANULE - 1)
+        is_tagged = getattr(self.m, "is_tagged", None)
+        try:
+            tagged = True if is_tagged is None else bool(is_tagged(va))
+        except Exception as exc:
+            raise CommandError(access_error("reach", va, 1, exc)) from None
+        if not tagged:
+            raise CommandError(f"{va:#x} is not Tagged memory: it has no allocation tag to set")
+        try:
+            self.m.write_tags(va, [tag])
+        except Exception as exc:
+            raise CommandError(access_error("set the tag of", va, 1, exc)) from None
 
     def _disas(self, addr: int, count: int) -> None:
         rows = [(a, self._word(a)) for a in range(addr & ~3, (addr & ~3) + 4 * min(count, 4096), 4)]

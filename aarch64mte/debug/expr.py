@@ -1,6 +1,11 @@
 """Debugger expressions: registers (`x0`, `$sp`, `pc`), symbols (`loop`, `buf+0x10`), numbers
 (hex, decimal, binary), memory (`*ADDR`: the 64-bit word there), the usual C operators and
-comparisons (`x0 == 3 && x1 != 0`). Values are 64-bit unsigned, like the registers."""
+comparisons (`x0 == 3 && x1 != 0`).
+
+Values are 64-bit, like the registers: `-1` stands for 0xffffffffffffffff, bitwise operators
+and comparisons work on the unsigned 64-bit pattern. Arithmetic is exact and every result must
+fit 64 bits (-2^63..2^64-1): `1 << 70` or `0xffffffffffffffff + 1` is an error, never a value
+silently cut to its low bits."""
 from __future__ import annotations
 
 import re
@@ -36,6 +41,11 @@ class Evaluator:
         return self.evaluate(text)
 
     def evaluate(self, text: str) -> int:
+        """The value as a 64-bit unsigned number (a negative result as its two's complement)."""
+        return self.exact(text) & MASK64
+
+    def exact(self, text: str) -> int:
+        """The value as an exact integer, -2^63..2^64-1 (for counts, where -1 is not huge)."""
         self.tokens = self._tokenize(text)
         self.pos = 0
         if not self.tokens:
@@ -43,7 +53,7 @@ class Evaluator:
         value = self._binary(0)
         if self.pos != len(self.tokens):
             raise ExprError(f"unexpected {self.tokens[self.pos][1]!r} in {text!r}")
-        return value & MASK64
+        return value
 
     def _tokenize(self, text: str):
         out, pos = [], 0
@@ -77,15 +87,20 @@ class Evaluator:
     def _apply(op: str, a: int, b: int) -> int:
         if op in ("/", "%") and b == 0:
             raise ExprError("division by zero")
-        return {
+        ua, ub = a & MASK64, b & MASK64             # the 64-bit patterns
+        if op in ("<<", ">>") and not 0 <= b < 64:
+            raise ExprError(f"shift count {b} out of range (0..63)")
+        if op in ("/", "%"):                        # C: the quotient rounds toward zero
+            q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)
+            return _fit(q if op == "/" else a - q * b, op)
+        return _fit({
             "||": lambda: int(bool(a) or bool(b)), "&&": lambda: int(bool(a) and bool(b)),
-            "|": lambda: a | b, "^": lambda: a ^ b, "&": lambda: a & b,
-            "==": lambda: int(a == b), "!=": lambda: int(a != b), "<": lambda: int(a < b),
-            "<=": lambda: int(a <= b), ">": lambda: int(a > b), ">=": lambda: int(a >= b),
-            "<<": lambda: (a << (b & 127)) & MASK64, ">>": lambda: a >> (b & 127),
-            "+": lambda: (a + b) & MASK64, "-": lambda: (a - b) & MASK64,
-            "*": lambda: (a * b) & MASK64, "/": lambda: a // b, "%": lambda: a % b,
-        }[op]()
+            "|": lambda: ua | ub, "^": lambda: ua ^ ub, "&": lambda: ua & ub,
+            "==": lambda: int(ua == ub), "!=": lambda: int(ua != ub), "<": lambda: int(ua < ub),
+            "<=": lambda: int(ua <= ub), ">": lambda: int(ua > ub), ">=": lambda: int(ua >= ub),
+            "<<": lambda: a << b, ">>": lambda: ua >> b,
+            "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b,
+        }[op](), op)
 
     def _unary(self) -> int:
         kind, tok = self._peek()
@@ -100,7 +115,7 @@ class Evaluator:
                 self.pos += 1
                 return value
             if tok == "-":
-                return (-self._unary()) & MASK64
+                return _fit(-self._unary(), "-")
             if tok == "+":
                 return self._unary()
             if tok == "~":
@@ -114,7 +129,10 @@ class Evaluator:
                 return self.read64(addr)
             raise ExprError(f"unexpected {tok!r}")
         if kind == "num":
-            return int(tok.replace("_", ""), 0)
+            digits = tok.replace("_", "")
+            if len(digits) > 66:            # '0b' and 64 binary digits at most
+                raise ExprError(f"number {tok[:20]}... has too many digits for 64 bits")
+            return _fit(int(digits, 0), tok)
         return self._name(tok)
 
     def _name(self, tok: str) -> int:
@@ -136,3 +154,13 @@ class Evaluator:
         if bare in symbols:
             return symbols[bare]
         raise ExprError(f"no register or symbol named {bare!r}")
+
+
+def _fit(value: int, what: str) -> int:
+    """`value` if it fits 64 bits (-2^63..2^64-1), else an ExprError: nothing is truncated.
+    (Operands fit 64 bits, so a result needs at most 128: showing it is cheap.)"""
+    if -(1 << 63) <= value < 1 << 64:
+        return value
+    if what[:1].isdigit():
+        raise ExprError(f"{what} does not fit in 64 bits")
+    raise ExprError(f"result of '{what}' ({value:#x}) does not fit in 64 bits")

@@ -45,7 +45,51 @@ def read(m, name: str) -> int:
     return int(m.reg(name))
 
 
+# Registers narrower than 64 bits, and those that hold only a few values: (limit, what).
+_NARROW = {"nzcv": (None, "only bits 31:28 (N, Z, C, V)"), "el": (1, "0 or 1 (EL0 or EL1)"),
+           "tco": (1, "0 or 1"), "spsel": (1, "0 or 1"), "fpsr": ((1 << 32) - 1, "32 bits"),
+           "fpcr": ((1 << 32) - 1, "32 bits"), "cpsr": ((1 << 32) - 1, "32 bits")}
+
+
+def width(name: str) -> int:
+    """Bits a register holds (128 for V/Q registers, 32 for W, else 64)."""
+    n = name.lower()
+    if n[:1] in ("v", "q") and n[1:].isdigit():
+        return 128
+    if n[:1] == "w" and n[1:].isdigit():
+        return 32
+    return 64
+
+
+def check_value(name: str, value: int) -> str | None:
+    """Why `value` cannot be written to register `name`, or None. `value` is what the user
+    wrote: an exact integer (negative ones stand for their two's complement in the register's
+    width) or a 64-bit two's complement already. Out-of-range values are refused, never cut."""
+    n = name.lower()
+    if n in _NARROW:
+        limit, what = _NARROW[n]
+        ok = value & ~0xF000_0000 == 0 if limit is None else 0 <= value <= limit
+        return None if ok else f"{n} holds {what}, not {_shown(value)}"
+    bits = width(n)
+    if bits == 32 and (1 << 64) - (1 << 31) <= value < 1 << 64:
+        return None                     # a negative 32-bit value as a 64-bit two's complement
+    if -(1 << (bits - 1)) <= value < 1 << bits:
+        return None
+    return f"{_shown(value)} does not fit in {n} ({bits} bits)"
+
+
+def _shown(value: int) -> str:
+    return f"{value:#x}" if value >= 0 else str(value)
+
+
 def write(m, name: str, value: int) -> None:
+    """Write a register by name; `value` has passed check_value (negative: two's complement).
+    A W register write zero-extends into its X register, as the architecture's does."""
+    n = name.lower()
+    if n[:1] == "w" and n[1:].isdigit():
+        m.set_reg("x" + n[1:], value & 0xFFFF_FFFF)
+        return
+    value &= (1 << width(n)) - 1
     if name == "cpsr":
         m.set_reg("nzcv", value & 0xF0000000)
         try:

@@ -7,8 +7,28 @@ import signal
 import sys
 
 from aarch64mte.debug.commands import Debugger, Quit
+from aarch64mte.errors import InputError
 
 PROMPT = "(mte) "
+MAX_LINE = 1 << 16              # a command line longer than this is not a command
+
+
+def input_lines(stream, name: str = "standard input"):
+    """Command lines from a binary stream, read one at a time (so a script may be endless, and
+    its commands run as they come), each at most MAX_LINE bytes and UTF-8: anything else is an
+    InputError naming the line, not a traceback or an unbounded read."""
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE and not raw.endswith(b"\n"):
+            raise InputError(f"line longer than {MAX_LINE:,} bytes", name, number)
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(f"not UTF-8 text (byte {raw[e.start]:#04x})", name, number) from None
 
 
 def _history_path() -> str:
@@ -63,7 +83,7 @@ def repl(debugger: Debugger) -> int:
 
 
 def _plain(debugger: Debugger) -> int:
-    for line in sys.stdin:
+    for line in input_lines(sys.stdin.buffer):
         try:
             _run_line(debugger, line)
         except Quit as q:

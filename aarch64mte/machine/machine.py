@@ -146,7 +146,7 @@ class Machine:
             kind = "snippet"
         else:
             from ..elf import load_elf
-            image = load_elf(path)
+            image = load_elf(path, max_bytes=self.ram.size)
             kind = "virt"
         if self.profile is None:
             self.profile = kind
@@ -157,6 +157,10 @@ class Machine:
         """Place the image's segments, set PC to its entry and apply the profile."""
         if self.profile is None:
             self.profile = "snippet"
+        from ..placement import fit            # every segment in RAM, or an InputError
+        tables = self.ram.end - profiles.TABLES_SIZE if self.profile == "snippet" else None
+        image = fit(image, self.ram.base, self.ram.end, tables,
+                    "the snippet profile builds its page tables")
         self.image = image
         self.symbols = dict(image.symbols)
         self.text_end = image.text_end

@@ -112,8 +112,12 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
             return
         try:
             answer = self.dispatch(data)
+        except ValueError as exc:               # a malformed argument: hex, a field missing
+            if self.server.verbose:
+                self.server.log(f"malformed packet {data[:40]!r}: {exc}")
+            answer = "E01"
         except Exception as exc:                # a handler bug must not end the connection
-            self.server.log(f"error handling {data[:40]!r}: {exc!r}")
+            self.server.log(f"internal error answering {data[:40]!r}: {exc}")
             answer = "E01"
         if answer is not None:
             self.reply(*answer) if isinstance(answer, tuple) else self.reply(answer)

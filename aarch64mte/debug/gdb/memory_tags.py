@@ -7,6 +7,8 @@ from aarch64mte.debug.session import GRANULE, strip_tag
 
 ALLOCATION_TAG_TYPE = 1                 # GDB's aarch64_memtag_type::mte_allocation
 LOGICAL_TAG_TYPE = 0
+#: Granules one QMemTags may set (1 MiB of memory): more is refused, not worked through.
+MAX_STORE_GRANULES = 1 << 16
 
 
 class MemoryTagsMixin:
@@ -38,7 +40,7 @@ class MemoryTagsMixin:
             return "E01"
         pattern = pk.unhex(tag_hex)
         first, count = _granules(addr, length)
-        if count > pk.MAX_PACKET * 64:
+        if count > MAX_STORE_GRANULES:
             return "E22"
         if not pattern:
             return "E22" if length else "OK"

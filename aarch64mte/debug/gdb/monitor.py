@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from aarch64mte.debug.session import GRANULE, strip_tag
 
+MAX_TAGS_LEN = 1 << 16          # bytes whose tags one `monitor tags` shows
+
 
 class MonitorMixin:
     def monitor(self, command: str) -> str:
@@ -15,10 +17,16 @@ class MonitorMixin:
             try:
                 addr = int(words[1], 0)
                 length = int(words[2], 0) if len(words) > 2 else GRANULE
-                tags = self.m.read_tags(strip_tag(addr) & ~(GRANULE - 1), max(length, 1))
-                text = " ".join(f"{t:x}" for t in tags) + "\n"
-            except Exception as exc:
-                text = f"error: {exc}\n"
+            except ValueError:
+                addr = length = -1
+            if not 0 <= addr < 1 << 64 or not 1 <= length <= MAX_TAGS_LEN:
+                text = f"error: expected tags ADDR [LEN]: ADDR 0..2^64-1, LEN 1..{MAX_TAGS_LEN}\n"
+            else:
+                try:
+                    tags = self.m.read_tags(strip_tag(addr) & ~(GRANULE - 1), length)
+                    text = " ".join(f"{t:x}" for t in tags) + "\n"
+                except Exception:
+                    text = f"error: cannot read the tags at {addr:#x}\n"
         elif words[0] == "faults":
             log = list(getattr(self.m, "exception_log", []) or [])
             from aarch64mte.debug.session import describe_exception

@@ -5,6 +5,9 @@ from aarch64mte.debug import regs as regaccess
 from aarch64mte.debug.gdb import packets as pk
 from aarch64mte.debug.session import MASK64, strip_tag
 
+#: Breakpoints a client may set: each is an engine hook, so a runaway client is refused more.
+MAX_BREAKPOINTS = 4096
+
 
 class RegistersMemoryMixin:
     def reg_hex(self, r) -> str:
@@ -38,6 +41,8 @@ class RegistersMemoryMixin:
         existing = [bp for bp in s.breakpoints.values() if bp.addr == addr and bp.label == "gdb"]
         if insert:
             if not existing:
+                if len(s.breakpoints) >= MAX_BREAKPOINTS:
+                    return "E28"                # ENOSPC
                 s.add_breakpoint(addr, label="gdb")
         else:
             for bp in existing:

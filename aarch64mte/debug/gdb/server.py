@@ -67,6 +67,10 @@ class GdbServer:
             except OSError:
                 continue
             self.log(f"gdb connected from {peer[0]}:{peer[1]}")
+            try:        # an ack and its reply are two small writes: Nagle would hold the second
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
             try:
                 Connection(self, conn).serve()
             except Exception as exc:                    # never let one client end the server

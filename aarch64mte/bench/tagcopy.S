@@ -1,0 +1,1 @@
+../../asm/tagcopy/tagcopy.S
