@@ -134,7 +134,11 @@ def installed(tmp_path_factory) -> Installed:
     inst = Installed(tmp_path_factory.mktemp("install"))
     for command in SETUP:
         if command.startswith("pip install"):
-            # `.` is the checkout: pip runs in the copy, with the venv's pip
+            # `.` is the checkout: pip runs in the copy, with the venv's pip. The test set-up
+            # installs in editable mode (so a source tree gets its extension built in place);
+            # here its extras go in as a plain install, so that what the user's commands import
+            # is the installed package, not the copy.
+            command = command.replace("pip install -e ", "pip install ")
             r = inst.sh(f"{inst.bin / 'python'} -m {command}", cwd=inst.source)
             assert r.returncode == 0, f"{command} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
     return inst
