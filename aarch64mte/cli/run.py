@@ -95,6 +95,9 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
                              "environment at EL1; 'virt' (default for ELF) is QEMU virt's reset "
                              "state")
     parser.add_argument("--el", type=int, choices=(0, 1), help="exception level to start at")
+    parser.add_argument("--boot-el", type=int, choices=(1, 2), default=None,
+                        help="2: the board has EL2 and the program starts there, like QEMU's "
+                             "-M virt,virtualization=on (default 1: no EL2)")
     parser.add_argument("--tcf", choices=TCF_MODES,
                         help="tag-check fault mode for the starting EL (SCTLR_EL1.TCF/TCF0)")
     parser.add_argument("--gmid-bs", type=_bounded(2, 6, "GMID_EL1.BS"), metavar="N",
@@ -177,6 +180,10 @@ def machine_options(args: argparse.Namespace) -> dict:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
+    if getattr(args, "boot_el", None) == 2:
+        if getattr(args, "el", None) is not None:
+            raise InputError("--boot-el 2 starts at EL2: leave out --el")
+        options["el"] = 2
     return options
 
 

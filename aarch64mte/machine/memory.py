@@ -61,6 +61,13 @@ class Ram:
     def read64(self, pa: int) -> int:
         return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
 
+    def read_descriptor(self, pa: int):
+        """A translation table entry at ``pa``, or None where there is no RAM (the walk then
+        takes a synchronous external abort)."""
+        if pa & 7 or not self.base <= pa <= self.end - 8:
+            return None
+        return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
+
     def zero(self, pa: int, n: int) -> None:
         o = pa - self.base
         self.buf[o:o + n] = bytes(n)
