@@ -10,9 +10,26 @@ from dataclasses import dataclass, field
 
 PAGE = 0x1000
 DEFAULT_BASE = 0x4008_0000
+# The board's RAM, where an image is loaded (the same as machine.memory.RAM_BASE and
+# RAM_SIZE_DEFAULT, QEMU virt's default `-m 128M`; kept here so that assembling needs no engine)
+RAM_BASE = 0x4000_0000
+RAM_SIZE = 128 << 20
 # Output sections of a source image, in address order, with their permissions
 SECTION_ORDER: tuple[tuple[str, str], ...] = (
     (".text", "rx"), (".rodata", "r"), (".data", "rw"), (".bss", "rw"))
+
+
+def image_room(base: int) -> int:
+    """How many bytes an image laid out from `base` may span: up to the end of the machine's RAM
+    when `base` is in it, else as many as the RAM holds. The assembler refuses to lay out more,
+    before allocating anything, so a huge .space or .org cannot exhaust the host's memory."""
+    if RAM_BASE <= base < RAM_BASE + RAM_SIZE:
+        return RAM_BASE + RAM_SIZE - base
+    return RAM_SIZE
+
+
+def ram_description() -> str:
+    return f"the machine's {RAM_SIZE >> 20} MiB of RAM at {RAM_BASE:#x}"
 
 
 def align_up(value: int, alignment: int) -> int:

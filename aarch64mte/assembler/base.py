@@ -7,7 +7,10 @@ through the isa table) and nothing after Armv8.0 beyond a few system registers.
 """
 from __future__ import annotations
 
+import re
 import threading
+
+from .limits import MAX_INSTRUCTION_CHARS
 
 _ks = None
 _lock = threading.Lock()
@@ -26,12 +29,55 @@ def _keystone():
     return _ks
 
 
+# What Keystone may be given: a mnemonic (letters, digits, '_', and '.'-separated parts as in
+# b.eq), then blank space and operands of printable ASCII other than ';'; operands that do not
+# begin with ':' or '=' (those make the mnemonic a label or a symbol assignment).
+_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:[ \t]+(?![:=])[\t -:<-~]*)?")
+_MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
+_PAIRS = {")": "(", "]": "[", "}": "{"}
+
+
+def check_shape(text: str) -> None:
+    """Refuse a statement Keystone must not see. Keystone 0.9.2 loops forever (in C, beyond
+    Python's reach) on a statement that does not begin with an identifier, on a label or
+    assignment whose value does not parse (`ldg :!`, `ldg ==1`), and on very long operands;
+    its Python binding fails on non-ASCII text. Measured by running Keystone on random and
+    mutated statements in a subprocess with a timeout (tests/test_asm_fuzz.py keeps doing so
+    through the assembler)."""
+    if len(text) > MAX_INSTRUCTION_CHARS:
+        raise BaseAsmError(f"instruction longer than {MAX_INSTRUCTION_CHARS} characters")
+    if _SHAPE.fullmatch(text):
+        stack = []
+        for c in text:
+            if c in "([{":
+                stack.append(c)
+            elif c in ")]}":
+                if not stack or stack.pop() != _PAIRS[c]:
+                    raise BaseAsmError(f"unbalanced '{c}' in '{text}'")
+        if stack:
+            raise BaseAsmError(f"missing closing bracket for '{stack[-1]}' in '{text}'")
+        return
+    word = re.match(r"[^ \t]*", text).group(0)
+    ops = text[len(word):]
+    if not _MNEMONIC.fullmatch(word):
+        raise BaseAsmError(f"unknown mnemonic '{_printable(word)}'")
+    bad = next((c for c in ops if not (" " <= c <= "~" or c == "\t") or c == ";"), None)
+    if bad is not None:
+        raise BaseAsmError(f"unexpected character {ascii(bad)} in '{_printable(text)}'")
+    raise BaseAsmError(f"unexpected '{ops.strip()[:1]}' after '{word}'")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text)
+
+
 def assemble_one(text: str, addr: int, pc_relative: bool) -> bytes:
     """Machine code for one base A64 instruction at `addr` (4 bytes)."""
     key = (text, addr if pc_relative else 0)
     hit = _cache.get(key)
     if hit is not None:
         return hit
+    check_shape(text)
     from keystone import KsError
     with _lock:
         try:

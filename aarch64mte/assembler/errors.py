@@ -1,4 +1,11 @@
-"""Errors while assembling a statement, and turning them into an InputError at its line."""
+"""Errors while assembling, and the one place they become an InputError at a file and line.
+
+Every statement is handled inside `at_line`, and so is the whole assembly (with the file and
+no line) for what happens outside a statement. Besides the assembler's own errors, it turns the
+host failures an input could still provoke (deep recursion, exhausted memory, an integer too
+large for the host, an unreadable file) into one message at the statement: the limits in
+`limits` are meant to stop every runaway input before that, and this is the backstop.
+"""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -13,12 +20,25 @@ class _Err(Exception):
     """Internal: an error at the statement being processed (file:line added by the caller)."""
 
 
+_OWN_ERRORS = (_Err, ExprError, base_asm.BaseAsmError, isa.EncodeError, ValueError)
+
+
 @contextmanager
 def at_line(ln):
-    """Report what a statement's handling raises as an InputError at `ln`'s file and line."""
+    """Report what a statement's handling raises as an InputError at `ln`'s file and line
+    (`ln.line` None: the file as a whole)."""
     try:
         yield
     except InputError:
         raise
-    except (_Err, ExprError, base_asm.BaseAsmError, isa.EncodeError, ValueError) as e:
+    except _OWN_ERRORS as e:
         raise InputError(str(e), ln.file, ln.line) from None
+    except RecursionError:
+        raise InputError("nested too deeply for the assembler", ln.file, ln.line) from None
+    except MemoryError:
+        raise InputError("out of memory assembling this statement", ln.file, ln.line) from None
+    except OverflowError:
+        raise InputError("a number here is too large", ln.file, ln.line) from None
+    except OSError as e:
+        raise InputError(f"cannot read {e.filename or 'a file'}: {e.strerror or e}",
+                         ln.file, ln.line) from None

@@ -3,7 +3,8 @@ encode every item, and build the Image."""
 from __future__ import annotations
 
 from ..errors import InputError
-from ..image import PAGE, SECTION_ORDER, Image, Segment, align_up
+from ..image import (PAGE, SECTION_ORDER, Image, Segment, align_up, image_room,
+                     ram_description)
 from .expr import ExprError
 from .sections import _Section
 from .source import Line
@@ -36,6 +37,11 @@ class LinkMixin:
             layout.append((kind, flags, start, addr, secs))
             if kind == ".text":
                 text_end = addr
+        room = image_room(self.base)
+        if addr - self.base > room:
+            raise InputError(f"the image would be {addr - self.base:#x} bytes: it must fit in "
+                             f"{ram_description()} ({room:#x} bytes from {self.base:#x})",
+                             self.filename)
         self.final = {}
         for kind, flags, start, end, secs in layout:
             buf = bytearray(end - start)
@@ -58,11 +64,15 @@ class LinkMixin:
             kind, off = item[0], item[1]
             pos = base + off
             addr = s.addr + off
+            if kind == "fill":
+                n, pattern = item[2], item[3]
+                if any(pattern):      # (_fill refuses these in .bss)
+                    buf[pos:pos + n] = (pattern * (n // len(pattern) + 1))[:n]
+                continue
             if kind == "bytes":
                 data = item[2]
             elif kind == "data":
                 _, _, size, exprs, ln = item
-                self.line = ln
                 data = b"".join(self._value_bytes(e, size, addr + k * size, ln)
                                 for k, e in enumerate(exprs))
             elif kind == "pool":

@@ -1,8 +1,12 @@
 """Reading GNU-as source: comments, statement separators, labels."""
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass
+
+from .limits import MAX_SOURCE_BYTES
 
 
 @dataclass
@@ -185,3 +189,37 @@ def parse_strings(text: str) -> list[bytes]:
             i += 1
         out.append(bytes(buf))
     return out
+
+
+class SourceError(Exception):
+    """A source or include file that cannot be assembled (message names the problem only)."""
+
+
+def read_source(path: str, strict: bool = True) -> str:
+    """The text of a source file: a regular file of at most MAX_SOURCE_BYTES (a directory,
+    device, pipe or socket is refused before it is opened, so /dev/zero cannot fill memory
+    and a FIFO cannot block). `strict`: bytes that are not UTF-8 are an error, else replaced."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SourceError("no such file") from None
+    except OSError as e:
+        raise SourceError(f"cannot read: {e.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise SourceError("is a directory, not an assembly file")
+    if not stat.S_ISREG(st.st_mode):
+        raise SourceError("is not a regular file (a device, pipe or socket cannot be assembled)")
+    too_big = f"larger than the {MAX_SOURCE_BYTES >> 20} MiB a source file may be"
+    if st.st_size > MAX_SOURCE_BYTES:
+        raise SourceError(f"is {st.st_size} bytes, {too_big}")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_SOURCE_BYTES + 1)
+    except OSError as e:
+        raise SourceError(f"cannot read: {e.strerror}") from None
+    if len(data) > MAX_SOURCE_BYTES:
+        raise SourceError(too_big)
+    try:
+        return data.decode("utf-8", errors="strict" if strict else "replace")
+    except UnicodeDecodeError:
+        raise SourceError("not a text file (is it a binary?)") from None
