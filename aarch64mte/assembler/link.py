@@ -67,7 +67,7 @@ class LinkMixin:
             if kind == "fill":
                 n, pattern = item[2], item[3]
                 if any(pattern):      # (_fill refuses these in .bss)
-                    buf[pos:pos + n] = (pattern * (n // len(pattern) + 1))[:n]
+                    _repeat_into(buf, pos, n, pattern)
                 continue
             if kind == "bytes":
                 data = item[2]
@@ -101,3 +101,15 @@ class LinkMixin:
             raise InputError(f"value {v:#x} does not fit in {size} byte{'s' if size > 1 else ''}",
                              ln.file, ln.line)
         return (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _repeat_into(buf: bytearray, pos: int, n: int, pattern: bytes) -> None:
+    """Write `pattern` repeated over buf[pos:pos+n] by doubling copies inside buf, so a large
+    fill needs no temporary of its size."""
+    mv = memoryview(buf)
+    k = min(len(pattern), n)
+    mv[pos:pos + k] = pattern[:k]
+    while k < n:
+        c = min(k, n - k)
+        mv[pos + k:pos + k + c] = mv[pos:pos + c]
+        k += c

@@ -36,11 +36,11 @@ class MacrosMixin:
         for a in actual:
             m = re.match(r"^([A-Za-z_][\w]*)\s*=(?!=)\s*(.*)$", a)
             if m and m.group(1) in values:
-                values[m.group(1)] = m.group(2)
+                values[m.group(1)] = _unquote(m.group(2))
                 continue
             if pos >= len(params):
                 raise _Err(f"too many arguments to macro ({len(actual)} for {len(params)})")
-            values[params[pos][0]] = a
+            values[params[pos][0]] = _unquote(a)
             pos += 1
         self.macro_count += 1
         names = sorted(values, key=len, reverse=True)
@@ -111,3 +111,12 @@ class MacrosMixin:
                 yield [Line(b.file, b.line, pat.sub(lambda m: "" if m.group(0) == "\\()" else it,
                                                     b.text)) for b in body]
         self._push("repeat", blocks(), ln)
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _unquote(arg: str) -> str:
+    """A macro argument that is one string literal is passed without its quotes, as GNU as
+    does (`m "(n-1)"` substitutes (n-1))."""
+    return arg[1:-1] if _QUOTED.fullmatch(arg) else arg
