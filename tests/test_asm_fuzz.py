@@ -1,0 +1,252 @@
+"""Fuzzing the assembler: mutated sources must never hang, crash, exhaust memory or end in a
+traceback. Each case goes through the real command line (`aarch64mte asm`, in-process in a
+driver) and must exit with 0, 1 or 2, with one error line at most, and without reaching a host
+failure (the messages of errors.at_line's backstop count as failures: a limit was missed).
+
+Sources start from tests/corpus and asm/ and are mutated at random (seeded): characters
+inserted, deleted, duplicated or replaced; lines deleted, duplicated or swapped; directives with
+huge, negative or recursive arguments, punctuation lines and deep nesting spliced in.
+
+Many cases run in one driver subprocess, under a timeout and an address-space limit; a case
+that hangs, kills the driver or leaves it without memory is recorded and the driver restarted
+after it. The default run is small; `--long` runs the deep one.
+
+This file is also the driver: `python tests/test_asm_fuzz.py --driver CASES_DIR FIRST`.
+"""
+from __future__ import annotations
+
+import contextlib
+import glob
+import io
+import json
+import os
+import random
+import re
+import resource
+import select
+import subprocess
+import sys
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+MEMORY_LIMIT = 1 << 30          # address space of the driver
+CASE_TIMEOUT = 60               # seconds one case may take before it counts as a hang
+DEFAULT_CASES = 120
+LONG_CASES = 6000
+BACKSTOP = ("nested too deeply for the assembler", "out of memory assembling",
+            "a number here is too large")
+
+
+# --- generating cases --------------------------------------------------------------------------
+
+def seed_sources() -> list[str]:
+    paths = sorted(glob.glob(os.path.join(HERE, "corpus", "*.[sS]")) +
+                   glob.glob(os.path.join(ROOT, "asm", "**", "*.[sS]"), recursive=True))
+    out = []
+    for p in paths:
+        with open(p, encoding="utf-8") as f:
+            out.append(f.read())
+    return out
+
+
+CHARS = list("/\\*%-)(,!]{}[#.:;@$&|^~<>=+?'\"` \t_\n0123456789xwsp") + \
+    ["\u00e9", "\x00", "\x01", "\x7f", "\u2028", "\ufeff"]
+BIG = ["0xffffffffffffffff", "-1", "1<<63", "0x80000000", "-0x8000000000000000", "99999999999",
+       "1<<64", "0x7fffffffffff", "(-1)", "18446744073709551616", "0"]
+SPLICES = [
+    "/", "\\", "*", "%", "-", ")", "\\@", "1. text", "(", ",", "!", "]", "$(", "add :!",
+    "add ==1", "=", ":", "::", "a::", ".", "..", "#", "#define X 1", "'", '"', "\\\\",
+    ".space {n}", ".skip {n}, {n}", ".zero {n}", ".fill {n}, {n}, {n}", ".org {n}",
+    ".balign {n}", ".p2align {n}", ".balignl {n}, {n}", ".align {n}", ".comm big, {n}",
+    ".lcomm small, {n}, {n}", ".rept {n}", ".endr", ".rept 3\nnop\n.endr",
+    ".irp r, x0, x1\nmov \\r, #1\n.endr", ".irpc c, 0123\n.byte \\c\n.endr",
+    ".macro m a\nm \\a\n.endm\nm 1", ".macro m a\nm \\a\\a\n.endm\nm 1",
+    ".macro mm a=1, b:req, c:vararg\n.byte \\a, \\b\n.exitm\n.endm\nmm 1, 2, 3",
+    ".macro", ".endm", ".exitm", ".purgem m", ".equ zz, zz+1\n.word zz", ".set x, x*x",
+    ".equ a1, b1\n.equ b1, a1\n.word a1", ".if zz\n.endif", ".if", ".else", ".endif",
+    ".ifdef", ".ifc a,b", ".elseif 1", ".include \"/dev/zero\"", ".include \"/dev/urandom\"",
+    ".include \".\"", ".include \"\"", ".include", ".section", ".section .text.x, \"ax\"",
+    ".pushsection .data", ".popsection", ".previous", ".bss\nnop", ".data\n.byte 1\nnop",
+    ".ascii \"unterminated", ".asciz \"\\777\\x\"", ".byte 1,,2", ".quad 1<<-1", ".word 1/0",
+    ".word " + "(" * 3000 + "1" + ")" * 3000, ".word " + "-" * 20000 + "1", ".word " + "9" * 5000,
+    "ldr x0, =", "ldr x0, ={n}", "ldr q0, =1", "b {n}", "adrp x0, {n}", "mov x0, #{n}",
+    "stg x0, [x1, #{n}]", "ldg x0, [x1, #{n}]", "addg x0, x1, #{n}, #{n}", "ldapur x0, [x1, #{n}]",
+    "tbz x0, #{n}, .", "movz x0, #{n}, lsl #{n}", "and x0, x1, #{n}", "nop " + "x" * 3000,
+    "1:", "1b", "b 1f", "b 9b", ".end", ".err", ".error \"e\"", ".inst {n}", ".equ", ".equ x",
+    ".set y, 1\n.set y, y+1", "x = 1", "x == 1", ".equiv q, 1\n.equiv q, 2", "label: label:",
+]
+
+
+def _number(rnd: random.Random) -> str:
+    return rnd.choice(BIG) if rnd.random() < 0.7 else str(rnd.randint(-5000, 5000))
+
+
+def mutate(text: str, rnd: random.Random) -> str:
+    lines = text.split("\n")
+    for _ in range(rnd.randint(1, 6)):
+        op = rnd.random()
+        i = rnd.randrange(len(lines)) if lines else 0
+        if op < 0.3 and lines:                                   # a character
+            line = lines[i]
+            j = rnd.randint(0, len(line))
+            kind = rnd.randrange(4)
+            c = rnd.choice(CHARS)
+            if kind == 0:
+                line = line[:j] + c + line[j:]
+            elif kind == 1:
+                line = line[:j] + line[j + 1:]
+            elif kind == 2:
+                line = line[:j] + line[j:j + 1] * 2 + line[j + 1:]
+            else:
+                line = line[:j] + c + line[j + 1:]
+            lines[i] = line
+        elif op < 0.45 and lines:                                # a line
+            kind = rnd.randrange(3)
+            if kind == 0:
+                del lines[i]
+            elif kind == 1:
+                lines.insert(i, lines[i])
+            else:
+                k = rnd.randrange(len(lines))
+                lines[i], lines[k] = lines[k], lines[i]
+        elif op < 0.6 and lines:                                 # a number made huge
+            nums = list(re.finditer(r"(?<![\w.])-?(0x[0-9a-fA-F]+|\d+)(?![\w.])", lines[i]))
+            if nums:
+                m = rnd.choice(nums)
+                lines[i] = lines[i][:m.start()] + _number(rnd) + lines[i][m.end():]
+        else:                                                    # a nasty statement
+            s = rnd.choice(SPLICES)
+            while "{n}" in s:
+                s = s.replace("{n}", _number(rnd), 1)
+            lines.insert(i, s)
+    return "\n".join(lines)
+
+
+def make_cases(seed: int, count: int) -> list[str]:
+    rnd = random.Random(seed)
+    seeds = seed_sources()
+    return [mutate(rnd.choice(seeds), rnd) for _ in range(count)]
+
+
+# --- the driver (runs in the subprocess) -------------------------------------------------------
+
+def driver(case_dir: str, first: int) -> None:
+    from aarch64mte.cli.main import main
+    names = sorted((n for n in os.listdir(case_dir) if n.endswith(".S")),
+                   key=lambda n: int(n.split(".")[0]))
+    out = os.path.join(case_dir, "out.bin")
+    for name in names[first:]:
+        err = io.StringIO()
+        tb = None
+        rc = None
+        try:
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                rc = main(["asm", os.path.join(case_dir, name), "-o", out])
+        except BaseException:               # noqa: B036 - a traceback is what is looked for
+            tb = traceback.format_exc()
+        print(json.dumps({"case": int(name.split(".")[0]), "rc": rc, "stderr": err.getvalue(),
+                          "traceback": tb}), flush=True)
+
+
+# --- running cases (the test side) -------------------------------------------------------------
+
+def _limit_memory():
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+
+
+def run_cases(sources: list[str], case_dir: str, results: list | None = None) -> dict[int, str]:
+    """Assemble every source through the driver; {case: what went wrong} for the bad ones.
+    `results` collects each finished case's record (exit status and stderr)."""
+    for i, src in enumerate(sources):
+        with open(os.path.join(case_dir, f"{i}.S"), "w", encoding="utf-8", newline="") as f:
+            f.write(src)
+    bad: dict[int, str] = {}
+    nxt = 0
+    while nxt < len(sources):
+        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--driver", case_dir,
+                              str(nxt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, preexec_fn=_limit_memory, cwd=case_dir)
+        try:
+            while nxt < len(sources):
+                ready, _, _ = select.select([p.stdout], [], [], CASE_TIMEOUT)
+                if not ready:
+                    bad[nxt] = f"hang: no result within {CASE_TIMEOUT} s"
+                    nxt += 1
+                    break
+                line = p.stdout.readline()
+                if not line:
+                    rc = p.wait()
+                    bad[nxt] = f"driver died (status {rc}): {p.stderr.read()[-2000:]}"
+                    nxt += 1
+                    break
+                r = json.loads(line)
+                if results is not None:
+                    results.append(r)
+                problem = judge(r)
+                if problem:
+                    bad[r["case"]] = problem
+                nxt = r["case"] + 1
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            p.stdout.close()
+            p.stderr.close()
+    return bad
+
+
+def judge(r: dict) -> str | None:
+    if r["traceback"]:
+        return "traceback:\n" + r["traceback"]
+    if r["rc"] not in (0, 1, 2):
+        return f"exit status {r['rc']}"
+    lines = r["stderr"].strip().splitlines()
+    if "Traceback" in r["stderr"]:
+        return "traceback on stderr:\n" + r["stderr"]
+    if r["rc"] == 2 and len(lines) != 1:
+        return f"expected one error line, got:\n{r['stderr']}"
+    if any(b in r["stderr"] for b in BACKSTOP):
+        return "a host failure reached the backstop (a limit is missing): " + r["stderr"]
+    return None
+
+
+def _report(bad: dict[int, str], sources: list[str], case_dir: str) -> str:
+    parts = []
+    for i, why in sorted(bad.items())[:10]:
+        parts.append(f"case {i} ({os.path.join(case_dir, f'{i}.S')}): {why}\n"
+                     f"--- source (first 600 characters) ---\n{sources[i][:600]}")
+    return f"{len(bad)} of {len(sources)} cases failed\n" + "\n\n".join(parts)
+
+
+def test_fuzz_assembler(tmp_path, long_run):
+    count = LONG_CASES if long_run else DEFAULT_CASES
+    sources = make_cases(seed=20240607, count=count)
+    bad = run_cases(sources, str(tmp_path))
+    assert not bad, _report(bad, sources, str(tmp_path))
+
+
+def test_fuzz_reports_a_hang_and_goes_on(tmp_path, monkeypatch):
+    # the harness itself: a case that hangs is reported, and the cases after it still run
+    monkeypatch.setattr(sys.modules[__name__], "CASE_TIMEOUT", 3)
+    hang = ".rept 1\n.endr\n"
+    sources = ["nop\n", hang, "nop\n", "frob\n"]
+    monkeypatch.setenv("AARCH64MTE_FUZZ_HANG_ON", hang)
+    bad = run_cases(sources, str(tmp_path))
+    assert list(bad) == [1] and bad[1].startswith("hang"), bad
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
+    sys.path.insert(0, ROOT)
+    if os.environ.get("AARCH64MTE_FUZZ_HANG_ON"):
+        # test hook: stand in for an assembler that never returns on one source
+        import time
+        import aarch64mte.assembler as _asm
+        _orig = _asm.assemble
+
+        def _assemble(text, *a, **k):
+            if text == os.environ["AARCH64MTE_FUZZ_HANG_ON"]:
+                time.sleep(3600)
+            return _orig(text, *a, **k)
+        _asm.assemble = _assemble
+    driver(sys.argv[2], int(sys.argv[3]))
