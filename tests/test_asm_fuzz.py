@@ -73,6 +73,8 @@ SPLICES = [
     "ldr x0, =", "ldr x0, ={n}", "ldr q0, =1", "b {n}", "adrp x0, {n}", "mov x0, #{n}",
     "stg x0, [x1, #{n}]", "ldg x0, [x1, #{n}]", "addg x0, x1, #{n}, #{n}", "ldapur x0, [x1, #{n}]",
     "tbz x0, #{n}, .", "movz x0, #{n}, lsl #{n}", "and x0, x1, #{n}", "nop " + "x" * 3000,
+    "ldraa x0, [x1, #{n}]!", "ldrab x0, [sp, #{n}]", "pacia x0, {n}", "braa x0, x1, x2",
+    "retaa {n}", "msr pan, #{n}", "mrs x0, ttbr1_el2, x1", "tlbi alle1os, x{n}", "at s1e1rp",
     "1:", "1b", "b 1f", "b 9b", ".end", ".err", ".error \"e\"", ".inst {n}", ".equ", ".equ x",
     ".set y, 1\n.set y, y+1", "x = 1", "x == 1", ".equiv q, 1\n.equiv q, 2", "label: label:",
 ]

@@ -8,6 +8,7 @@ import re
 from .. import isa
 from ..isa import syntax as mte_syntax
 from . import base as base_asm
+from . import pauth, sysregs
 from .errors import _Err, at_line
 from .expr import ExprError, UndefinedSymbol, symbols_in
 from .source import Line, split_args
@@ -47,6 +48,12 @@ class InstructionsMixin:
             insn = mte_syntax.parse(mn, ops, ev)
             if insn is not None:
                 return isa.encode(insn).to_bytes(4, "little")
+        if mn in pauth.MNEMONICS:
+            return pauth.encode(mn, ops, ev).to_bytes(4, "little")
+        if mn in sysregs.MNEMONICS:
+            word = sysregs.encode(mn, ops, ev)
+            if word is not None:
+                return word.to_bytes(4, "little")
         if pool is not None:
             reg = split_args(ops)[0]
             target = pool.section.addr + pool.offset
