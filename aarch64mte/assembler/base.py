@@ -35,6 +35,7 @@ def _keystone():
 _SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:[ \t]+(?![:=])[\t -:<-~]*)?")
 _MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
+_BRACKETS = re.compile(r"[][(){}]")
 
 
 def check_shape(text: str) -> None:
@@ -48,7 +49,7 @@ def check_shape(text: str) -> None:
         raise BaseAsmError(f"instruction longer than {MAX_INSTRUCTION_CHARS} characters")
     if _SHAPE.fullmatch(text):
         stack = []
-        for c in text:
+        for c in _BRACKETS.findall(text):
             if c in "([{":
                 stack.append(c)
             elif c in ")]}":
