@@ -32,7 +32,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MEMORY_LIMIT = 1 << 30          # address space of the driver
 CASE_TIMEOUT = 60               # seconds one case may take before it counts as a hang
-DEFAULT_CASES = 120
+START_TIMEOUT = 120             # seconds for the driver to import the assembler
+DEFAULT_CASES = 200
 LONG_CASES = 6000
 BACKSTOP = ("nested too deeply for the assembler", "out of memory assembling",
             "a number here is too large")
@@ -138,6 +139,7 @@ def driver(case_dir: str, first: int) -> None:
     names = sorted((n for n in os.listdir(case_dir) if n.endswith(".S")),
                    key=lambda n: int(n.split(".")[0]))
     out = os.path.join(case_dir, "out.bin")
+    print(json.dumps({"ready": True}), flush=True)
     for name in names[first:]:
         err = io.StringIO()
         tb = None
@@ -170,6 +172,10 @@ def run_cases(sources: list[str], case_dir: str, results: list | None = None) ->
                               str(nxt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True, preexec_fn=_limit_memory, cwd=case_dir)
         try:
+            ready, _, _ = select.select([p.stdout], [], [], START_TIMEOUT)
+            if not ready or not p.stdout.readline():
+                raise AssertionError(f"the fuzz driver did not start: {p.stderr.read()[-2000:]}"
+                                     if ready else "the fuzz driver did not start in time")
             while nxt < len(sources):
                 ready, _, _ = select.select([p.stdout], [], [], CASE_TIMEOUT)
                 if not ready:
@@ -228,20 +234,26 @@ def test_fuzz_assembler(tmp_path, long_run):
     assert not bad, _report(bad, sources, str(tmp_path))
 
 
-def test_fuzz_reports_a_hang_and_goes_on(tmp_path, monkeypatch):
-    # the harness itself: a case that hangs is reported, and the cases after it still run
-    monkeypatch.setattr(sys.modules[__name__], "CASE_TIMEOUT", 3)
-    hang = ".rept 1\n.endr\n"
-    sources = ["nop\n", hang, "nop\n", "frob\n"]
+def test_fuzz_reports_a_hang_or_an_abort_and_goes_on(tmp_path, monkeypatch):
+    # the harness itself: a case that hangs or kills the driver is reported, and the cases
+    # after it still run
+    monkeypatch.setattr(sys.modules[__name__], "CASE_TIMEOUT", 2)
+    hang, abort = ".rept 1\n.endr\n", ".rept 2\n.endr\n"
+    sources = ["nop\n", hang, "nop\n", abort, "frob\n", "nop\n"]
     monkeypatch.setenv("AARCH64MTE_FUZZ_HANG_ON", hang)
-    bad = run_cases(sources, str(tmp_path))
-    assert list(bad) == [1] and bad[1].startswith("hang"), bad
+    monkeypatch.setenv("AARCH64MTE_FUZZ_ABORT_ON", abort)
+    results: list = []
+    bad = run_cases(sources, str(tmp_path), results)
+    assert sorted(bad) == [1, 3], bad
+    assert bad[1].startswith("hang") and bad[3].startswith("driver died"), bad
+    assert [(r["case"], r["rc"]) for r in results] == [(0, 0), (2, 0), (4, 2), (5, 0)]
 
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
     sys.path.insert(0, ROOT)
     if os.environ.get("AARCH64MTE_FUZZ_HANG_ON"):
-        # test hook: stand in for an assembler that never returns on one source
+        # test hooks: stand in for an assembler that never returns on one source, and one
+        # that aborts the process on another
         import time
         import aarch64mte.assembler as _asm
         _orig = _asm.assemble
@@ -249,6 +261,8 @@ if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
         def _assemble(text, *a, **k):
             if text == os.environ["AARCH64MTE_FUZZ_HANG_ON"]:
                 time.sleep(3600)
+            if text == os.environ.get("AARCH64MTE_FUZZ_ABORT_ON"):
+                os.abort()
             return _orig(text, *a, **k)
         _asm.assemble = _assemble
     driver(sys.argv[2], int(sys.argv[3]))
