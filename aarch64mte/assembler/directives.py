@@ -6,7 +6,7 @@ import os
 from ..image import align_up, image_room
 from .errors import _Err
 from .limits import MAX_SOURCE_TOTAL
-from .sections import _Section
+from .sections import PAGE_CHECK, _Section
 from .source import (Line, SourceError, parse_strings, read_lines, read_source,
                      split_args)
 
@@ -112,7 +112,8 @@ class DirectivesMixin:
             size = self._abs_now(a[1], f"{d} size")
             if size < 0:
                 raise _Err(f"{d} size {size} is negative")
-            self._check_room(size, f"{d} {a[0]}, {size:#x}")
+            if size > PAGE_CHECK:
+                self._check_room(size, f"{d} {a[0]}, {size:#x}")
             align = (self._abs_now(a[2], f"{d} alignment") if len(a) > 2 else
                      min(16, 1 << max(size - 1, 0).bit_length()))
             if align < 1 or align & (align - 1) or align > image_room(self.base):

@@ -14,7 +14,9 @@ from .expr import ExprError, UndefinedSymbol
 from .source import Line, split_args
 
 NOP = bytes.fromhex("1f2003d5")
-PAGE_CHECK = 1 << 16       # data items larger than this check the image size at once
+# Items larger than this check the image size at once (summing the sections); smaller ones
+# cost no memory until the image is built, and the link checks the total before that.
+PAGE_CHECK = 1 << 16
 
 
 @dataclass
@@ -93,12 +95,14 @@ class SectionsMixin:
             return
         if s.kind == ".bss" and any(pattern):
             raise _Err(f"non-zero data in section {s.name}")
-        self._check_room(n, what)
+        if n > PAGE_CHECK:
+            self._check_room(n, what)
         s.emit(("fill", s.size, n, pattern))
         s.size += n
 
     def _check_room(self, n: int, what: str) -> None:
-        """Refuse growth that cannot fit in the machine's RAM, before anything is allocated."""
+        """Refuse growth that cannot fit in the machine's RAM, before anything is allocated:
+        so the error names the statement that would have taken too much."""
         room = image_room(self.base)
         total = sum(s.size for s in self.sections.values()) + n
         if total > room:

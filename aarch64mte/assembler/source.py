@@ -109,12 +109,13 @@ _ASSIGN = re.compile(r"\s*([A-Za-z_.$][\w.$]*)\s*=(?!=)\s*(.*)$")
 def take_labels(text: str) -> tuple[list[str], str]:
     """Leading 'name:' labels of a statement, and the rest."""
     labels = []
+    pos = 0
     while True:
-        m = _LABEL.match(text)
+        m = _LABEL.match(text, pos)
         if not m:
-            return labels, text.strip()
+            return labels, text[pos:].strip()
         labels.append(m.group(1))
-        text = text[m.end():]
+        pos = m.end()
 
 
 def parse_assignment(text: str) -> tuple[str, str] | None:
