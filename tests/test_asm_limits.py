@@ -108,12 +108,17 @@ ROOM = RAM_BASE + RAM_SIZE - 0x4008_0000
                                 "two-sections"], argvalues=[
     ".space 0xffffffffffffffff\n", ".balign 1<<40\n", ".org 0x10000000000\n",
     ".comm big, 0x7fffffffffff\n", ".space 0x80000000\n", ".fill 100000000,8,0\n",
-    f".space {ROOM - 0x1000}\n.data\n.space 0x2000\n",
+    f".space {ROOM - 0x1000}\n.data\n.space 0x20000\n",
 ])
 def test_sizes_that_do_not_fit_in_ram_are_refused(src):
     e = _error(src)
     assert e.line is not None and e.file == "bad.S", str(e)
     assert "128 MiB of RAM at 0x40000000" in e.message, str(e)
+
+
+def test_many_small_pieces_that_do_not_fit_are_refused_before_the_image_is_built():
+    e = _error(".rept 3000\n.space 0x10000, 1\n.endr\n")
+    assert e.file == "bad.S" and "128 MiB of RAM at 0x40000000" in e.message, str(e)
 
 
 def test_an_image_that_fills_ram_exactly_assembles():
