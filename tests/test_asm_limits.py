@@ -18,12 +18,14 @@ from aarch64mte.assembler import assemble, assemble_file
 from aarch64mte.assembler import limits
 from aarch64mte.errors import InputError
 from aarch64mte.image import RAM_BASE, RAM_SIZE
+from conftest import requires_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 # Address space of a command line under test: `asm` needs well under 1 GiB for the largest
 # image that fits in RAM; `run` also holds Unicorn's translation buffer (about 1 GiB reserved).
 MEMORY_LIMIT = {"asm": 1 << 30, "run": 4 << 30}
+# (with --backend gnu, GNU as and ld run in their own limits: see assembler/gnu.py)
 
 
 def _error(src: str, name: str = "bad.S") -> InputError:
@@ -205,3 +207,14 @@ def test_cli_reports_one_line_and_exits_2(tmp_path, command, case):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert lines[0].startswith("aarch64mte") and f" {src}:" in lines[0], lines[0]
+
+
+@pytest.mark.long
+@requires_tool("aarch64-linux-gnu-as", "aarch64-linux-gnu-ld")
+def test_gnu_backend_bounds_gnu_as_memory(tmp_path):
+    # GNU as reads /dev/zero until it runs out of memory: its run is bounded, and that is
+    # one error line with exit status 2 (slow: GNU as takes tens of seconds to get there)
+    src = tmp_path / "dz.S"
+    src.write_text('.include "/dev/zero"\n')
+    r = _cli("asm", "--backend", "gnu", str(src), "-o", str(tmp_path / "out.bin"))
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -28,9 +28,23 @@ def find_tool(names) -> str | None:
     return None
 
 
+# GNU as reads what it is given without limits (`.include "/dev/zero"` grows without end): its
+# runs are bounded in time and address space, and exceeding either is an input error.
+TOOL_TIMEOUT = 120
+TOOL_MEMORY = 4 << 30
+
+
+def _limit_memory() -> None:
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (TOOL_MEMORY, TOOL_MEMORY))
+
+
 def _run(cmd, what: str, filename: str, workdir: str, srcpath: str) -> None:
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT,
+                           preexec_fn=_limit_memory)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"{what} did not finish within {TOOL_TIMEOUT} s", filename) from None
     except OSError as e:
         raise InputError(f"cannot run {what}: {e}", filename) from None
     if r.returncode != 0:
