@@ -36,7 +36,9 @@ TOOL_MEMORY = 4 << 30
 
 def _limit_memory() -> None:
     import resource
-    resource.setrlimit(resource.RLIMIT_AS, (TOOL_MEMORY, TOOL_MEMORY))
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = TOOL_MEMORY if hard == resource.RLIM_INFINITY else min(TOOL_MEMORY, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def _run(cmd, what: str, filename: str, workdir: str, srcpath: str) -> None:
@@ -45,7 +47,7 @@ def _run(cmd, what: str, filename: str, workdir: str, srcpath: str) -> None:
                            preexec_fn=_limit_memory)
     except subprocess.TimeoutExpired:
         raise InputError(f"{what} did not finish within {TOOL_TIMEOUT} s", filename) from None
-    except OSError as e:
+    except (OSError, subprocess.SubprocessError) as e:
         raise InputError(f"cannot run {what}: {e}", filename) from None
     if r.returncode != 0:
         raise InputError(_first_error(r.stderr, srcpath, filename, what))
