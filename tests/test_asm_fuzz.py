@@ -11,7 +11,11 @@ Many cases run in one driver subprocess, under a timeout and an address-space li
 that hangs, kills the driver or leaves it without memory is recorded and the driver restarted
 after it. The default run is small; `--long` runs the deep one.
 
-This file is also the driver: `python tests/test_asm_fuzz.py --driver CASES_DIR FIRST`.
+A second suite sends random statements straight to the one function that calls Keystone
+(base.assemble_one): Keystone 0.9.2 loops forever in C on some statements, and its shape check
+must refuse every such statement before Keystone sees it.
+
+This file is also the driver: `python tests/test_asm_fuzz.py --driver CASES_DIR FIRST MODE`.
 """
 from __future__ import annotations
 
@@ -132,9 +136,60 @@ def make_cases(seed: int, count: int) -> list[str]:
     return [mutate(rnd.choice(seeds), rnd) for _ in range(count)]
 
 
+STATEMENT_CHARS = [chr(c) for c in range(32, 127) if chr(c) != ";"] + ["\t"]
+OPERAND_TOKENS = ["x0", "w1", "sp", "xzr", "v0.16b", "[", "]", "#", "!", ",", "{", "}", "(",
+                  ")", ":lo12:", "lsl", "#1", "'", '"', "\\", "`", "$", "@", "%", "=", ":",
+                  "-", "+", "*", "/", "<<", "~", "^", "|", "&", "?", " ", "\t", "0x10", "."]
+MNEMONICS = ["add", "ldr", "str", "ldp", "mov", "movk", "b", "bl", "b.eq", "cbz", "tbz", "adrp",
+             "dc", "msr", "mrs", "ld1", "fmov", "ldg", "stg", "nop", "svc", "sys", "foo", "x"]
+
+
+PASSING_TOKENS = ["x0", "w1", "sp", "xzr", "v0.16b", "v1.4s", "q2", "d3", "s4", "z0.d", "p0",
+                  "lsl", "uxtw", "sxtw", "msl", "mul", "vl", "eq", "ne", "ish", "pldl1keep",
+                  "c7", "s3_0_c4_c2_3", "#1", "#-8", "#0x10", "#1.5", "#-2.0e-3", "0x20", "7",
+                  "-3", ".", "=", ":", "'", '"', "\\", "`", "$", "@", "?", "!", "#", " ",
+                  "[", "]", "{", "}", "(", ")", ",", ", ", "[x1]", "[sp, #16]!", "{v0.16b}",
+                  "{v0.16b-v3.16b}", "[x0], #16", "x1, lsl #3", "#" + "9" * 40]
+
+
+def make_statements(seed: int, count: int) -> list[str]:
+    """Random statements: half in the shapes found to hang or crash Keystone (a leading
+    punctuation character, a label or assignment `mn :...`/`mn =...`, arithmetic over names,
+    long numbers), which its shape check must refuse; half made of registers, numbers,
+    keywords and punctuation and kept only if the shape check lets them through, which
+    Keystone must then answer."""
+    from aarch64mte.assembler.base import BaseAsmError, check_shape
+    rnd = random.Random(seed)
+    out = []
+    while len(out) < count:
+        kind = rnd.random()
+        if kind < 0.15:
+            ops = "".join(rnd.choice(STATEMENT_CHARS) for _ in range(rnd.randint(1, 6)))
+            out.append(ops if rnd.random() < 0.5 else f"{rnd.choice(MNEMONICS)} {ops}")
+        elif kind < 0.45:
+            ops = "".join(rnd.choice(OPERAND_TOKENS) for _ in range(rnd.randint(1, 9)))
+            out.append(f"{rnd.choice(MNEMONICS)} {ops}")
+        elif kind < 0.5:
+            out.append(f"add x0, x1, #{'1' * rnd.randint(10, 3000)}")
+        else:
+            ops = "".join(rnd.choice(PASSING_TOKENS) for _ in range(rnd.randint(1, 8)))
+            text = f"{rnd.choice(MNEMONICS)} {ops}"
+            try:
+                check_shape(text)
+            except BaseAsmError:
+                continue
+            out.append(text)
+    return out
+
+
 # --- the driver (runs in the subprocess) -------------------------------------------------------
 
-def driver(case_dir: str, first: int) -> None:
+def driver(case_dir: str, first: int, mode: str) -> None:
+    """Run the cases from `first` on and print one JSON record per case. Mode "asm": the
+    `aarch64mte asm` command on the case file; mode "keystone": the case's text as one statement
+    through base.assemble_one, the only way into Keystone (its shape check must refuse what
+    would hang it)."""
+    from aarch64mte.assembler import base
     from aarch64mte.cli.main import main
     names = sorted((n for n in os.listdir(case_dir) if n.endswith(".S")),
                    key=lambda n: int(n.split(".")[0]))
@@ -144,9 +199,19 @@ def driver(case_dir: str, first: int) -> None:
         err = io.StringIO()
         tb = None
         rc = None
+        path = os.path.join(case_dir, name)
         try:
-            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-                rc = main(["asm", os.path.join(case_dir, name), "-o", out])
+            if mode == "keystone":
+                with open(path, encoding="utf-8", newline="") as f:
+                    text = f.read()
+                try:
+                    base.assemble_one(text, 0x4008_0000, False)
+                    rc = 0
+                except base.BaseAsmError as e:
+                    rc, err = 2, io.StringIO(f"aarch64mte: {e}\n")
+            else:
+                with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+                    rc = main(["asm", path, "-o", out])
         except BaseException:               # noqa: B036 - a traceback is what is looked for
             tb = traceback.format_exc()
         print(json.dumps({"case": int(name.split(".")[0]), "rc": rc, "stderr": err.getvalue(),
@@ -159,7 +224,30 @@ def _limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def run_cases(sources: list[str], case_dir: str, results: list | None = None) -> dict[int, str]:
+class _LineReader:
+    """Lines from a pipe with a timeout each: select() on the descriptor and unbuffered reads
+    (a buffered readline could hold finished lines where select() cannot see them)."""
+
+    def __init__(self, fd: int):
+        self.fd = fd
+        self.buf = b""
+
+    def readline(self, timeout: float) -> bytes | None:
+        """A line (b"" at end of file), or None after `timeout` seconds without one."""
+        while b"\n" not in self.buf:
+            ready, _, _ = select.select([self.fd], [], [], timeout)
+            if not ready:
+                return None
+            chunk = os.read(self.fd, 1 << 16)
+            if not chunk:
+                return b""
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+
+def run_cases(sources: list[str], case_dir: str, results: list | None = None,
+              mode: str = "asm") -> dict[int, str]:
     """Assemble every source through the driver; {case: what went wrong} for the bad ones.
     `results` collects each finished case's record (exit status and stderr)."""
     for i, src in enumerate(sources):
@@ -168,39 +256,42 @@ def run_cases(sources: list[str], case_dir: str, results: list | None = None) ->
     bad: dict[int, str] = {}
     nxt = 0
     while nxt < len(sources):
-        p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--driver", case_dir,
-                              str(nxt)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True, preexec_fn=_limit_memory, cwd=case_dir)
-        try:
-            ready, _, _ = select.select([p.stdout], [], [], START_TIMEOUT)
-            if not ready or not p.stdout.readline():
-                raise AssertionError(f"the fuzz driver did not start: {p.stderr.read()[-2000:]}"
-                                     if ready else "the fuzz driver did not start in time")
-            while nxt < len(sources):
-                ready, _, _ = select.select([p.stdout], [], [], CASE_TIMEOUT)
-                if not ready:
-                    bad[nxt] = f"hang: no result within {CASE_TIMEOUT} s"
-                    nxt += 1
-                    break
-                line = p.stdout.readline()
-                if not line:
-                    rc = p.wait()
-                    bad[nxt] = f"driver died (status {rc}): {p.stderr.read()[-2000:]}"
-                    nxt += 1
-                    break
-                r = json.loads(line)
-                if results is not None:
-                    results.append(r)
-                problem = judge(r)
-                if problem:
-                    bad[r["case"]] = problem
-                nxt = r["case"] + 1
-        finally:
-            if p.poll() is None:
-                p.kill()
-            p.wait()
-            p.stdout.close()
-            p.stderr.close()
+        with open(os.path.join(case_dir, "driver.err"), "w+b") as err:
+            p = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--driver",
+                                  case_dir, str(nxt), mode], stdout=subprocess.PIPE, stderr=err,
+                                 preexec_fn=_limit_memory, cwd=case_dir)
+
+            def died() -> str:
+                err.seek(0)
+                return f"driver died (status {p.wait()}): {err.read()[-2000:].decode(errors='replace')}"
+            try:
+                lines = _LineReader(p.stdout.fileno())
+                started = lines.readline(START_TIMEOUT)
+                if not started:
+                    raise AssertionError("the fuzz driver did not start: " +
+                                         (died() if started == b"" else "timed out"))
+                while nxt < len(sources):
+                    line = lines.readline(CASE_TIMEOUT)
+                    if line is None:
+                        bad[nxt] = f"hang: no result within {CASE_TIMEOUT} s"
+                        nxt += 1
+                        break
+                    if not line:
+                        bad[nxt] = died()
+                        nxt += 1
+                        break
+                    r = json.loads(line)
+                    if results is not None:
+                        results.append(r)
+                    problem = judge(r)
+                    if problem:
+                        bad[r["case"]] = problem
+                    nxt = r["case"] + 1
+            finally:
+                if p.poll() is None:
+                    p.kill()
+                p.wait()
+                p.stdout.close()
     return bad
 
 
@@ -234,6 +325,15 @@ def test_fuzz_assembler(tmp_path, long_run):
     assert not bad, _report(bad, sources, str(tmp_path))
 
 
+def test_fuzz_keystone_statements(tmp_path, long_run):
+    statements = make_statements(seed=61, count=20_000 if long_run else 600)
+    results: list = []
+    bad = run_cases(statements, str(tmp_path), results, mode="keystone")
+    assert not bad, _report(bad, statements, str(tmp_path))
+    # the shapes that hang Keystone are among them, and refused; the rest reached Keystone
+    assert sum(r["rc"] == 2 for r in results) > len(statements) // 3
+
+
 def test_fuzz_reports_a_hang_or_an_abort_and_goes_on(tmp_path, monkeypatch):
     # the harness itself: a case that hangs or kills the driver is reported, and the cases
     # after it still run
@@ -249,7 +349,7 @@ def test_fuzz_reports_a_hang_or_an_abort_and_goes_on(tmp_path, monkeypatch):
     assert [(r["case"], r["rc"]) for r in results] == [(0, 0), (2, 0), (4, 2), (5, 0)]
 
 
-if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
+if __name__ == "__main__" and len(sys.argv) == 5 and sys.argv[1] == "--driver":
     sys.path.insert(0, ROOT)
     if os.environ.get("AARCH64MTE_FUZZ_HANG_ON"):
         # test hooks: stand in for an assembler that never returns on one source, and one
@@ -265,4 +365,4 @@ if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
                 os.abort()
             return _orig(text, *a, **k)
         _asm.assemble = _assemble
-    driver(sys.argv[2], int(sys.argv[3]))
+    driver(sys.argv[2], int(sys.argv[3]), sys.argv[4])

@@ -31,18 +31,30 @@ def _keystone():
 
 # What Keystone may be given: a mnemonic (letters, digits, '_', and '.'-separated parts as in
 # b.eq), then blank space and operands of printable ASCII other than ';'; operands that do not
-# begin with ':' or '=' (those make the mnemonic a label or a symbol assignment).
-_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:[ \t]+(?![:=])[\t -:<-~]*)?")
+# begin with ':' or '=' after the blank space (those make the mnemonic a label or a symbol
+# assignment).
+_SHAPE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*(?:[ \t]+(?![ \t:=])[\t -:<-~]*)?")
 _MNEMONIC = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)*")
 _PAIRS = {")": "(", "]": "[", "}": "{"}
 _BRACKETS = re.compile(r"[][(){}]")
+# Arithmetic next to a name (`b.eq #1-lsl`, `ldr x0, [x1, #1-lsl]`, `.-xzr`): Keystone turns it
+# into a relocation it cannot represent and ends the process ("LLVM ERROR") or crashes. The
+# assembler evaluates every expression itself, so Keystone only needs names as registers and
+# keywords. Register lists ({v0.16b-v3.16b}), float literals (#1.5e-3) and ADR's own `.+N`
+# are left out first.
+_SYMBOL_ARITHMETIC = re.compile(r"(?<![\w.$])[A-Za-z_.$][\w.$]*\s*[-+*/%&|^~<>]|"
+                                r"[-+*/%&|^~<>]\s*[A-Za-z_.$]")
+_LISTS = re.compile(r"\{[^{}]*\}")
+_DOT_OFFSET = re.compile(r"(?<![\w.$])\.[-+]\d+$")    # ADR's target, see pc_relative_text
+_FLOATS = re.compile(r"(?<![\w.$])(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?")
 
 
 def check_shape(text: str) -> None:
     """Refuse a statement Keystone must not see. Keystone 0.9.2 loops forever (in C, beyond
     Python's reach) on a statement that does not begin with an identifier, on a label or
     assignment whose value does not parse (`ldg :!`, `ldg ==1`), and on very long operands;
-    its Python binding fails on non-ASCII text. Measured by running Keystone on random and
+    it ends or crashes the process on arithmetic over symbols; its Python binding fails on
+    non-ASCII text. Measured by running Keystone on random and
     mutated statements in a subprocess with a timeout (tests/test_asm_fuzz.py keeps doing so
     through the assembler)."""
     if len(text) > MAX_INSTRUCTION_CHARS:
@@ -57,6 +69,12 @@ def check_shape(text: str) -> None:
                     raise BaseAsmError(f"unbalanced '{c}' in '{text}'")
         if stack:
             raise BaseAsmError(f"missing closing bracket for '{stack[-1]}' in '{text}'")
+        parts = text.split(None, 1)
+        ops = parts[1] if len(parts) > 1 else ""
+        if ops and _SYMBOL_ARITHMETIC.search(
+                _DOT_OFFSET.sub("0", _FLOATS.sub("0", _LISTS.sub("{}", ops)))):
+            raise BaseAsmError(f"an expression over symbols or '.' here cannot be encoded: "
+                               f"'{text}'")
         return
     word = re.match(r"[^ \t]*", text).group(0)
     ops = text[len(word):]

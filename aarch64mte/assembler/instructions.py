@@ -10,7 +10,7 @@ from ..isa import syntax as mte_syntax
 from . import base as base_asm
 from . import pauth, sysregs
 from .errors import _Err, at_line
-from .expr import ExprError, UndefinedSymbol, symbols_in
+from .expr import symbols_in
 from .source import Line, split_args
 
 MTE_MNEMONICS = mte_syntax.mnemonics()
@@ -121,7 +121,9 @@ class InstructionsMixin:
             if p.startswith(("#", "[", "{")) or not p:
                 continue
             syms = symbols_in(p)
-            if syms and any(known(x) for x in syms) and not _is_register(p):
+            if _is_register(p) or _is_float(p):
+                continue
+            if (syms and any(known(x) for x in syms)) or _OPERATOR.search(p):
                 parts[idx] = f"#{ev(p):#x}"
                 changed = True
         return ", ".join(parts) if changed else text
@@ -142,14 +144,9 @@ class InstructionsMixin:
                 raise _Err(f"value {v:#x} does not fit :{op}:")
             shift = int(op[5]) * 16 if op.startswith("abs_g") else 0
             return f"{table[op](v):#x}" + (f", lsl #{shift}" if shift else "")
-        if _FLOATISH.match(expr) and ("." in expr or "e" in expr.lower()) and not expr.lower().startswith("0x"):
+        if _is_float(expr):
             return expr
-        try:
-            v = ev(expr)
-        except UndefinedSymbol:
-            raise
-        except ExprError:
-            return expr
+        v = ev(expr)          # what it cannot evaluate is an error: Keystone sees numbers only
         return f"{v:#x}" if v >= 0 else f"-{-v:#x}"
 
 
@@ -157,6 +154,14 @@ def _reloc_at(text: str, i: int) -> bool:
     return re.match(r":(lo12|lo12_nc|abs_g[0-3](_nc)?|pg_hi21):", text[i:], re.I) is not None
 
 
+def _is_float(text: str) -> bool:
+    t = text.strip()
+    return bool(_FLOATISH.match(t)) and ("." in t or "e" in t.lower()) and \
+        not t.lower().startswith("0x")
+
+
+# an operand with one of these is an expression, evaluated here (never left to Keystone)
+_OPERATOR = re.compile(r"[-+*/%&|^~<>()]")
 _REGLIKE = re.compile(r"(?i)^([xwbhsdqv]\d+(\.\w+)?(\[\d+\])?|sp|wsp|xzr|wzr|lr|fp)$")
 
 
