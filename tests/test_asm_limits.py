@@ -83,6 +83,13 @@ def test_recursion_and_expansion_stop_at_a_named_limit(src, line, msg):
     assert msg in e.message, str(e)
 
 
+@pytest.mark.parametrize("src", ["paciza x\u202815\n", "mov x0,\x1c1\n", "b x\u0085y\n"])
+def test_messages_quoting_source_stay_on_one_line(src):
+    # a line or paragraph separator quoted from the source is written as an escape
+    e = _error(src)
+    assert len(str(e).splitlines()) == 1 and str(e).isprintable(), repr(str(e))
+
+
 def test_deep_parentheses_assemble_as_in_gnu_as():
     # GNU as 2.40 accepts 2,000 nested parentheses; the evaluator needs no recursion for them
     image = assemble(".word " + "(" * 2000 + "7" + ")" * 2000 + "\n")

@@ -29,10 +29,11 @@ def at_line(ln):
     (`ln.line` None: the file as a whole)."""
     try:
         yield
-    except InputError:
+    except InputError as e:
+        e.message = one_line(e.message)
         raise
     except _OWN_ERRORS as e:
-        raise InputError(str(e), ln.file, ln.line) from None
+        raise InputError(one_line(str(e)), ln.file, ln.line) from None
     except RecursionError:
         raise InputError("nested too deeply for the assembler", ln.file, ln.line) from None
     except MemoryError:
@@ -42,3 +43,12 @@ def at_line(ln):
     except OSError as e:
         raise InputError(f"cannot read {e.filename or 'a file'}: {e.strerror or e}",
                          ln.file, ln.line) from None
+
+
+def one_line(message: str) -> str:
+    """The message with every character that is not printable (line and paragraph
+    separators, control characters) written as an escape: source text quoted in a message
+    must not break it into several lines."""
+    if message.isprintable():
+        return message
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in message)
