@@ -3,15 +3,16 @@
 Every statement is handled inside `at_line`, and so is the whole assembly (with the file and
 no line) for what happens outside a statement. Besides the assembler's own errors, it turns the
 host failures an input could still provoke (deep recursion, exhausted memory, an integer too
-large for the host, an unreadable file) into one message at the statement: the limits in
-`limits` are meant to stop every runaway input before that, and this is the backstop.
+large for the host, an unreadable file) into one message at the statement, worded by
+errors.describe as everywhere else: the limits in `limits` are meant to stop every runaway
+input before that, and this is the backstop.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 
 from .. import isa
-from ..errors import InputError
+from ..errors import InputError, describe
 from . import base as base_asm
 from .expr import ExprError
 
@@ -34,16 +35,8 @@ def at_line(ln):
         raise
     except _OWN_ERRORS as e:
         raise InputError(one_line(str(e)), ln.file, ln.line) from None
-    except RecursionError:
-        raise InputError("nested too deeply for the assembler", ln.file, ln.line) from None
-    except MemoryError:
-        raise InputError("out of memory assembling this statement", ln.file, ln.line) from None
-    except OverflowError:
-        raise InputError("a number here is too large", ln.file, ln.line) from None
-    except OSError as e:
-        raise InputError(f"cannot read {e.filename or 'a file'}: {e.strerror or e}",
-                         ln.file, ln.line) from None
-
+    except (RecursionError, MemoryError, OverflowError, OSError, UnicodeError) as e:
+        raise InputError(one_line(describe(e)), ln.file, ln.line) from None
 
 def one_line(message: str) -> str:
     """The message with every character that is not printable (line and paragraph

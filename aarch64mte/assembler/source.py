@@ -1,9 +1,7 @@
 """Reading GNU-as source: comments, statement separators, labels."""
 from __future__ import annotations
 
-import os
 import re
-import stat
 from dataclasses import dataclass
 
 from .limits import MAX_SOURCE_BYTES
@@ -197,29 +195,15 @@ class SourceError(Exception):
 
 
 def read_source(path: str, strict: bool = True) -> str:
-    """The text of a source file: a regular file of at most MAX_SOURCE_BYTES (a directory,
-    device, pipe or socket is refused before it is opened, so /dev/zero cannot fill memory
-    and a FIFO cannot block). `strict`: bytes that are not UTF-8 are an error, else replaced."""
+    """The text of a source file: a regular file of at most MAX_SOURCE_BYTES, read as every
+    input is (errors.read_input: a directory, device, pipe or socket is refused before it is
+    opened, so /dev/zero cannot fill memory and a FIFO cannot block). `strict`: bytes that are
+    not UTF-8 are an error, else replaced."""
+    from ..errors import InputError, read_input
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise SourceError("no such file") from None
-    except OSError as e:
-        raise SourceError(f"cannot read: {e.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise SourceError("is a directory, not an assembly file")
-    if not stat.S_ISREG(st.st_mode):
-        raise SourceError("is not a regular file (a device, pipe or socket cannot be assembled)")
-    too_big = f"larger than the {MAX_SOURCE_BYTES >> 20} MiB a source file may be"
-    if st.st_size > MAX_SOURCE_BYTES:
-        raise SourceError(f"is {st.st_size} bytes, {too_big}")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_SOURCE_BYTES + 1)
-    except OSError as e:
-        raise SourceError(f"cannot read: {e.strerror}") from None
-    if len(data) > MAX_SOURCE_BYTES:
-        raise SourceError(too_big)
+        data = read_input(path, MAX_SOURCE_BYTES)
+    except InputError as e:
+        raise SourceError(e.message) from None
     try:
         return data.decode("utf-8", errors="strict" if strict else "replace")
     except UnicodeDecodeError:
