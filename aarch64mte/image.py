@@ -19,17 +19,14 @@ SECTION_ORDER: tuple[tuple[str, str], ...] = (
     (".text", "rx"), (".rodata", "r"), (".data", "rw"), (".bss", "rw"))
 
 
-def image_room(base: int) -> int:
-    """How many bytes an image laid out from `base` may span: up to the end of the machine's RAM
-    when `base` is in it, else as many as the RAM holds. The assembler refuses to lay out more,
-    before allocating anything, so a huge .space or .org cannot exhaust the host's memory."""
-    if RAM_BASE <= base < RAM_BASE + RAM_SIZE:
-        return RAM_BASE + RAM_SIZE - base
-    return RAM_SIZE
-
-
-def ram_description() -> str:
-    return f"the machine's {RAM_SIZE >> 20} MiB of RAM at {RAM_BASE:#x}"
+def too_large(size: int) -> str | None:
+    """Why an image of `size` bytes cannot be loaded, or None. The assembler asks before
+    allocating anything, so a huge .space or .org cannot exhaust the host's memory; where the
+    image lands inside RAM is the loader's check."""
+    if size <= RAM_SIZE:
+        return None
+    return (f"it runs past the end of RAM (the machine has {RAM_SIZE >> 20} MiB at "
+            f"{RAM_BASE:#x})")
 
 
 def align_up(value: int, alignment: int) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import os
 
-from ..image import align_up, image_room
+from ..image import RAM_SIZE, align_up
 from .errors import _Err
 from .limits import MAX_SOURCE_TOTAL
 from .sections import PAGE_CHECK, _Section
@@ -113,10 +113,10 @@ class DirectivesMixin:
             if size < 0:
                 raise _Err(f"{d} size {size} is negative")
             if size > PAGE_CHECK:
-                self._check_room(size, f"{d} {a[0]}, {size:#x}")
+                self._check_room(size, f"{d} {a[0]}, {size:#x}", bss)
             align = (self._abs_now(a[2], f"{d} alignment") if len(a) > 2 else
                      min(16, 1 << max(size - 1, 0).bit_length()))
-            if align < 1 or align & (align - 1) or align > image_room(self.base):
+            if align < 1 or align & (align - 1) or align > RAM_SIZE:
                 raise _Err(f"{d} alignment {align} is not a power of 2 that fits in RAM")
             if a[0] in self.labels or a[0] in self.equs:
                 raise _Err(f"symbol '{a[0]}' is already defined")

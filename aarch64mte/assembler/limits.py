@@ -4,7 +4,7 @@ input costs bounded time and memory and never reaches a host failure (RecursionE
 MemoryError) or hangs Keystone.
 
 Each is above anything GNU as accepts in practice, or equal to GNU as's own where it has one.
-The size of the image itself is bounded by the machine's RAM (image.image_room).
+The size of the image itself is bounded by the machine's RAM (image.too_large).
 """
 from __future__ import annotations
 

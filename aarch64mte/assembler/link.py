@@ -3,8 +3,7 @@ encode every item, and build the Image."""
 from __future__ import annotations
 
 from ..errors import InputError
-from ..image import (PAGE, SECTION_ORDER, Image, Segment, align_up, image_room,
-                     ram_description)
+from ..image import PAGE, SECTION_ORDER, Image, Segment, align_up, too_large
 from .expr import ExprError
 from .sections import _Section
 from .source import Line
@@ -37,10 +36,9 @@ class LinkMixin:
             layout.append((kind, flags, start, addr, secs))
             if kind == ".text":
                 text_end = addr
-        room = image_room(self.base)
-        if addr - self.base > room:
-            raise InputError(f"the image would be {addr - self.base:#x} bytes: it must fit in "
-                             f"{ram_description()} ({room:#x} bytes from {self.base:#x})",
+        why = too_large(addr - self.base)
+        if why:
+            raise InputError(f"the image would be {addr - self.base:#x} bytes: {why}",
                              self.filename)
         self.final = {}
         for kind, flags, start, end, secs in layout:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..image import align_up, image_room, ram_description
+from ..image import align_up, too_large
 from .errors import _Err
 from .expr import ExprError, UndefinedSymbol
 from .source import Line, split_args
@@ -83,7 +83,7 @@ class SectionsMixin:
         s = self.cur
         if data:
             if len(data) > PAGE_CHECK:
-                self._check_room(len(data), "this data")
+                self._check_room(len(data), "this data", s)
             s.emit(("bytes", s.size, data))
             s.size += len(data)
 
@@ -96,18 +96,17 @@ class SectionsMixin:
         if s.kind == ".bss" and any(pattern):
             raise _Err(f"non-zero data in section {s.name}")
         if n > PAGE_CHECK:
-            self._check_room(n, what)
+            self._check_room(n, what, s)
         s.emit(("fill", s.size, n, pattern))
         s.size += n
 
-    def _check_room(self, n: int, what: str) -> None:
+    def _check_room(self, n: int, what: str, s: _Section) -> None:
         """Refuse growth that cannot fit in the machine's RAM, before anything is allocated:
         so the error names the statement that would have taken too much."""
-        room = image_room(self.base)
-        total = sum(s.size for s in self.sections.values()) + n
-        if total > room:
-            raise _Err(f"{what} would make the image at least {total:#x} bytes: it must fit in "
-                       f"{ram_description()} ({room:#x} bytes from {self.base:#x})")
+        total = sum(x.size for x in self.sections.values()) + n
+        why = too_large(total)
+        if why:
+            raise _Err(f"{what} in {s.name} would make the image at least {total:#x} bytes: {why}")
 
     def _align(self, d: str, args: str) -> None:
         a = split_args(args)
@@ -126,8 +125,9 @@ class SectionsMixin:
             if n & (n - 1):
                 raise _Err(f"{d} {n}: alignment is not a power of 2")
             align = n
-        if align > image_room(self.base):
-            raise _Err(f"{d} {n}: alignment larger than {ram_description()}")
+        if too_large(align):
+            raise _Err(f"{d} {n}: an alignment of {align:#x} bytes cannot be met: "
+                       f"{too_large(align)}")
         fill = None
         if len(a) > 1 and a[1]:
             fill = self._abs_now(a[1], f"{d} fill")
