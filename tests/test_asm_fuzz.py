@@ -40,7 +40,8 @@ START_TIMEOUT = 120             # seconds for the driver to import the assembler
 DEFAULT_CASES = 200
 LONG_CASES = 6000
 # errors.describe's words for host failures: reaching them means a limit was missed
-BACKSTOP = ("structure nested too deeply", "out of memory (", "a size or an address is out of range")
+BACKSTOP = ("structure nested too deeply", "out of memory (",
+            "a size or an address is out of range")
 
 
 # --- generating cases --------------------------------------------------------------------------
@@ -263,7 +264,8 @@ def run_cases(sources: list[str], case_dir: str, results: list | None = None,
 
             def died() -> str:
                 err.seek(0)
-                return f"driver died (status {p.wait()}): {err.read()[-2000:].decode(errors='replace')}"
+                tail = err.read()[-2000:].decode(errors="replace")
+                return f"driver died (status {p.wait()}): {tail}"
             try:
                 lines = _LineReader(p.stdout.fileno())
                 started = lines.readline(START_TIMEOUT)

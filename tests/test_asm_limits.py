@@ -46,7 +46,8 @@ def test_lines_that_hang_keystone_are_refused(line):
 
 @pytest.mark.parametrize("src,msg", ids=["non-ascii", "control", "overlong", "huge-number",
                                          "open-bracket", "close-bracket"], argvalues=[
-    ("mov x0, \u00e9\n", "unexpected character '\\xe9'"),    # Keystone's binding: UnicodeEncodeError
+    # Keystone's binding raises UnicodeEncodeError on this one
+    ("mov x0, \u00e9\n", "unexpected character '\\xe9'"),
     ("mov x0,\x01 x1\n", "unexpected character '\\x01'"),
     ("add x0, x1, " + "x" * 2000 + "\n", "longer than"),
     ("add x0, x1, #" + "1" * 100_000 + "\n", "number too large"),   # Keystone hangs on it

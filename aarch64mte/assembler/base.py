@@ -44,6 +44,7 @@ _BRACKETS = re.compile(r"[][(){}]")
 # are left out first.
 _SYMBOL_ARITHMETIC = re.compile(r"(?<![\w.$])[A-Za-z_.$][\w.$]*\s*[-+*/%&|^~<>]|"
                                 r"[-+*/%&|^~<>]\s*[A-Za-z_.$]")
+_OPERATOR = re.compile(r"[-+*/%&|^~<>]")
 _LISTS = re.compile(r"\{[^{}]*\}")
 _DOT_OFFSET = re.compile(r"(?<![\w.$])\.[-+]\d+$")    # ADR's target, see pc_relative_text
 _FLOATS = re.compile(r"(?<![\w.$])(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][-+]?\d+)?")
@@ -71,8 +72,10 @@ def check_shape(text: str) -> None:
             raise BaseAsmError(f"missing closing bracket for '{stack[-1]}' in '{text}'")
         parts = text.split(None, 1)
         ops = parts[1] if len(parts) > 1 else ""
-        if ops and _SYMBOL_ARITHMETIC.search(
-                _DOT_OFFSET.sub("0", _FLOATS.sub("0", _LISTS.sub("{}", ops)))):
+        # (searched in steps from cheap to dear: taking the exceptions out never makes a match)
+        if (_OPERATOR.search(ops) and _SYMBOL_ARITHMETIC.search(ops) and
+                _SYMBOL_ARITHMETIC.search(
+                    _DOT_OFFSET.sub("0", _FLOATS.sub("0", _LISTS.sub("{}", ops))))):
             raise BaseAsmError(f"an expression over symbols or '.' here cannot be encoded: "
                                f"'{text}'")
         return
