@@ -101,6 +101,7 @@ class Harness:
         uc.mem_map(CODE_BASE, CHUNK * 8)
         uc.mem_map(DATA_BASE, DATA_SIZE)
         self._set_el(state.el)
+        self._ctx = None
         self._tb = uc_tb()
         self._ptb = ctypes.byref(self._tb)
         self._uc_ctl = ctypes.CDLL(_libname()).uc_ctl
@@ -143,8 +144,13 @@ class Harness:
         return self._uc_ctl(self.eng.handle, _REQ, ctypes.c_uint64(CODE_BASE + 8 * i), self._ptb)
 
     def run(self, i: int) -> int:
-        """Execute the word at slot ``i`` (one instruction); Unicorn's error code (0: fine)."""
+        """Execute the word at slot ``i`` (one instruction) from the state the harness was
+        built in (restored before each word); Unicorn's error code (0: fine)."""
         eng = self.eng
+        if self._ctx is None:
+            self._ctx = self.uc.context_save()
+        else:
+            self.uc.context_restore(self._ctx)
         for r in range(29):
             eng.wr(A.UC_ARM64_REG_X0 + r, DATA_BASE + DATA_SIZE // 2)
         eng.wr(A.UC_ARM64_REG_X29, DATA_BASE + DATA_SIZE // 2)
