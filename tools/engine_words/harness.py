@@ -57,6 +57,7 @@ class State:
     sve: bool = False           # CPTR_EL3.EZ = 1: SVE not trapped to EL3 (reset: trapped)
     zcr_len: int = 0            # ZCR_ELx.LEN (SVE vector length / 128 - 1)
     code_hook: bool = False     # a global code hook, as emu_start(count=...) and stepping add
+    aarch32: str = ""           # "a32" or "t32": EL0 in AArch32, entered by an ERET from EL1
 
 
 # The states the machine can be in at EL0/EL1: the snippet profile enables FP (CPACR.FPEN = 3),
@@ -70,7 +71,14 @@ STATES = {s.name: s for s in (
     State("el0-sve", 0, CPACR_FPEN | CPACR_ZEN, sve=True),
     State("el1-sve2048", 1, CPACR_FPEN | CPACR_ZEN, sve=True, zcr_len=15),
     State("el1-step", 1, CPACR_FPEN, code_hook=True),
+    # Unicorn's MAX CPU lets EL1 ERET to AArch32 EL0 (ID_AA64PFR0_EL1.EL0 = 2): a guest can
+    # put it in these states, where A32/T32 words are translated instead of A64 ones.
+    State("el0-a32", 0, CPACR_FPEN, aarch32="a32"),
+    State("el0-t32", 0, CPACR_FPEN, aarch32="t32"),
 )}
+
+# what ends the block after each word: BRK #0, A32 "b .", T32 "b .; b ."
+TERMINATOR = {"": BRK0, "a32": 0xEAFFFFFE, "t32": 0xE7FEE7FE}
 
 _REQ = (3 << 30) | (2 << 26) | UC_CTL_TB_REQUEST_CACHE     # UC_CTL_READ_WRITE, two arguments
 
@@ -101,6 +109,8 @@ class Harness:
         uc.mem_map(CODE_BASE, CHUNK * 8)
         uc.mem_map(DATA_BASE, DATA_SIZE)
         self._set_el(state.el)
+        if state.aarch32:
+            self._enter_aarch32(state.aarch32 == "t32")
         self._ctx = None
         self._tb = uc_tb()
         self._ptb = ctypes.byref(self._tb)
@@ -134,9 +144,20 @@ class Harness:
         tcr = ENCODINGS["TCR_EL1"]
         eng.cp_write(*tcr, eng.cp_read(*tcr))      # makes Unicorn rebuild its cached flags
 
+    def _enter_aarch32(self, thumb: bool) -> None:
+        """ERET from EL1 to AArch32 User mode at CODE_BASE (SPSR.M = 0b10000, T = bit 5)."""
+        eng = self.eng
+        stub = struct.pack("<III", 0xD5184003, 0xD5184024, 0xD69F03E0)  # msr spsr_el1, x3;
+        self.uc.mem_write(DATA_BASE, stub)                          # msr elr_el1, x4; eret
+        eng.wr(A.UC_ARM64_REG_X3, 0x10 | (0x20 if thumb else 0))
+        eng.wr(A.UC_ARM64_REG_X4, CODE_BASE)
+        self._set_el(1)
+        self.uc.emu_start(DATA_BASE, 0, 0, 3)
+
     def layout(self, words) -> None:
-        """Write ``word; BRK #0`` pairs from CODE_BASE and drop every translated block."""
-        self.uc.mem_write(CODE_BASE, b"".join(struct.pack("<II", w, BRK0) for w in words))
+        """Write ``word; terminator`` pairs from CODE_BASE and drop every translated block."""
+        t = TERMINATOR[self.state.aarch32]
+        self.uc.mem_write(CODE_BASE, b"".join(struct.pack("<II", w, t) for w in words))
         self.uc.ctl_flush_tb()
 
     def translate(self, i: int) -> int:
