@@ -32,8 +32,24 @@ class Probe:
     regs: dict = field(default_factory=dict)     # register name -> value, after the defaults
     sctlr_or: int = 0                             # bits to set in SCTLR_EL1
     start: int | None = None                      # start address (default: the code)
+    count: int = 1000                             # instructions emu_start may run
 
 
+SMC = """adr x3, 1f
+    bl 1f                        // run the code at 1: once (its page is fetched)
+    ldr w4, =0x4e562dba
+    str w4, [x3]                 // store an aborting word over it
+    dc cvau, x3
+    dsb ish
+    ic ivau, x3
+    dsb ish
+    isb
+    bl 1f
+    brk #1
+    .balign 4096
+1:  nop
+    ret
+"""
 ERET = "ldr x3, ={spsr:#x}\nmsr spsr_el1, x3\nldr x3, ={elr:#x}\nmsr elr_el1, x3\neret"
 
 
@@ -120,6 +136,12 @@ def _probes() -> list[Probe]:
               "mrs x0, pmevcntr0_el0\nbrk #1", 1),
         Probe("msr-hcr-el2-from-el1", "msr hcr_el2, xzr\nbrk #1", 1),
         Probe("sys-dc-isw-el1", "dc isw, x1\ndc cisw, x1\ndc csw, x1\nbrk #1", 1),
+        # a word that aborts: stored over code that already ran (the page is not fetched
+        # again: no TLB fill sees the new word), as data after the end of a block, and as the
+        # second word of a block whose first instruction is all that is asked to run
+        Probe("smc-aborting-word-el1", SMC, 1),
+        Probe("literal-aborting-word-el1", "ldr w0, 1f\nbrk #1\n1: .inst 0x4e562dba", 1),
+        Probe("fallthrough-aborting-word-el1", "nop\n.inst 0x4e562dba\nbrk #1", 1, count=1),
         Probe("pstate-el2-start", "nop\nbrk #1", 2),
         Probe("pstate-el3-start", "nop\nbrk #1", 3),
     ]
@@ -169,7 +191,7 @@ def _child(probe: Probe, wfd: int) -> None:
     h.eng.hook_intr(lambda handle, intno, ud: (intr.append(intno), h.eng.emu_stop()))
     err = None
     try:
-        h.uc.emu_start(probe.start or 0x4000_0000, 0, 0, 1000)
+        h.uc.emu_start(probe.start or 0x4000_0000, 0, 0, probe.count)
     except UcError as e:
         err = str(e)
     pc = h.eng.rd(A.UC_ARM64_REG_PC)
