@@ -52,7 +52,7 @@ CPTR_EL3, CPTR_EZ = (3, 6, 1, 1, 2), 1 << 8
 class State:
     """The CPU state a word is translated in."""
     name: str
-    el: int                     # 0 or 1
+    el: int                     # 0, 1 or 2
     cpacr: int                  # CPACR_EL1
     sve: bool = False           # CPTR_EL3.EZ = 1: SVE not trapped to EL3 (reset: trapped)
     zcr_len: int = 0            # ZCR_ELx.LEN (SVE vector length / 128 - 1)
@@ -71,6 +71,7 @@ STATES = {s.name: s for s in (
     State("el0-sve", 0, CPACR_FPEN | CPACR_ZEN, sve=True),
     State("el1-sve2048", 1, CPACR_FPEN | CPACR_ZEN, sve=True, zcr_len=15),
     State("el1-step", 1, CPACR_FPEN, code_hook=True),
+    State("el2", 2, CPACR_FPEN),            # should guest code ever run at EL2 in the engine
     # Unicorn's MAX CPU lets EL1 ERET to AArch32 EL0 (ID_AA64PFR0_EL1.EL0 = 2): a guest can
     # put it in these states, where A32/T32 words are translated instead of A64 ones.
     State("el0-a32", 0, CPACR_FPEN, aarch32="a32"),
@@ -140,7 +141,7 @@ class Harness:
 
     def _set_el(self, el: int) -> None:
         eng = self.eng
-        eng.wr(A.UC_ARM64_REG_PSTATE, 0x3C5 if el == 1 else 0x000)
+        eng.wr(A.UC_ARM64_REG_PSTATE, 0x3C1 | el << 2 if el else 0x000)
         tcr = ENCODINGS["TCR_EL1"]
         eng.cp_write(*tcr, eng.cp_read(*tcr))      # makes Unicorn rebuild its cached flags
 
