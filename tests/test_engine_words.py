@@ -1,9 +1,9 @@
 """The words that abort Unicorn's A64 translator: the predicate, its page scan, what the
 architecture and the oracles say the words are, and the engine itself dying on them.
 
-Encodings are the Arm ARM's "Advanced SIMD three same (FP16)" and "Advanced SIMD [scalar]
-two-register miscellaneous (FP16)" groups (C4.1.96 in DDI 0487 K.a numbering may differ by
-release); the abort sites are in Unicorn 2.1.4's qemu/target/arm/translate-a64.c.
+Encodings are the Arm ARM's (DDI 0487, A64 encoding index) "Advanced SIMD three same (FP16)"
+and "Advanced SIMD [scalar] two-register miscellaneous (FP16)" groups; the abort sites are in
+Unicorn 2.1.4's qemu/target/arm/translate-a64.c (see docs/engine-words.md).
 """
 from __future__ import annotations
 
