@@ -33,6 +33,7 @@ class Probe:
     sctlr_or: int = 0                             # bits to set in SCTLR_EL1
     start: int | None = None                      # start address (default: the code)
     count: int = 1000                             # instructions emu_start may run
+    scr: int | None = None                        # SCR_EL3 instead of the machine's 0x401
 
 
 SMC = """adr x3, 1f
@@ -50,7 +51,9 @@ SMC = """adr x3, 1f
 1:  nop
     ret
 """
-ERET = "ldr x3, ={spsr:#x}\nmsr spsr_el1, x3\nldr x3, ={elr:#x}\nmsr elr_el1, x3\neret"
+# ERET to ELR (the code puts BRK #2 at 0x4000_0100: a legal return stops there with intno 7)
+ERET = ("ldr x3, ={spsr:#x}\nmsr spsr_el1, x3\nldr x3, ={elr:#x}\nmsr elr_el1, x3\neret\n"
+        ".ltorg\n.balign 256\nbrk #2")
 
 
 def _probes() -> list[Probe]:
@@ -104,6 +107,9 @@ def _probes() -> list[Probe]:
             Probe("infinite-loop" + s, "b .", el),
         ]
     p += [
+        Probe("hvc-hce-el1", "hvc #0\nbrk #1", 1, scr=0x501),       # SCR_EL3.HCE = 1
+        Probe("hvc-hce-el0", "hvc #0\nbrk #1", 0, scr=0x501),
+        Probe("smc-smd-el1", "smc #0\nbrk #1", 1, scr=0x481),       # SCR_EL3.SMD = 1
         Probe("eret-to-el1-el1", ERET.format(elr=0x4000_0100, spsr=0x3C5), 1),
         Probe("eret-to-el0-el1", ERET.format(elr=0x4000_0100, spsr=0x0), 1),
         Probe("eret-to-el2-el1", ERET.format(elr=0x4000_0100, spsr=0x3C9), 1),
@@ -163,6 +169,10 @@ def _setup(probe: Probe):
     image = assemble(probe.asm + "\n", base=0x4000_0000)
     for seg in image.segments:
         uc.mem_write(seg.addr, bytes(seg.data))
+    if probe.scr is not None:
+        eng.cp_write(*ENCODINGS["SCR_EL3"], probe.scr)
+        tcr = ENCODINGS["TCR_EL1"]
+        eng.cp_write(*tcr, eng.cp_read(*tcr))
     if probe.sctlr_or:
         reg = ENCODINGS["SCTLR_EL1"]
         eng.cp_write(*reg, eng.cp_read(*reg) | probe.sctlr_or)
@@ -195,11 +205,12 @@ def _child(probe: Probe, wfd: int) -> None:
     except UcError as e:
         err = str(e)
     pc = h.eng.rd(A.UC_ARM64_REG_PC)
-    el = (h.eng.rd(A.UC_ARM64_REG_PSTATE) >> 2) & 3
+    pstate = h.eng.rd(A.UC_ARM64_REG_PSTATE)
     what = f"error {err}" if err else "ran"
     if intr:
         what += f", interrupt {intr[0]}"
-    os.write(wfd, f"{what}; PC=0x{pc:x} EL{el}".encode())
+    il = " IL" if pstate >> 20 & 1 else ""
+    os.write(wfd, f"{what}; PC=0x{pc:x} EL{(pstate >> 2) & 3}{il}".encode())
 
 
 def run_probe(probe: Probe) -> str:
