@@ -289,3 +289,31 @@ def test_exhaustive_table_lookup_over_the_regions():
             assert hit == (word_class(w) is not None)
             count += hit
         assert count == len(c.results) << (32 - bin(c.mask).count("1"))
+
+
+# --- where the machine can catch them ------------------------------------------------------
+
+def _tools():
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)
+
+
+def test_stored_aborting_word_kills_the_engine_without_a_new_fetch_fill():
+    """A guest that overwrites code it has run with an aborting word: Unicorn translates the new
+    word (and dies) although the page was fetched, and scanned, only before the store."""
+    _tools()
+    from runtime_probe import PROBES, run_probe
+    probe = next(p for p in PROBES if p.name == "smc-aborting-word-el1")
+    assert run_probe(probe) == "CRASH SIGABRT"
+
+
+def test_fill_hook_that_never_grants_write_and_execute_sees_the_stored_word():
+    """With fetch entries R|X and write entries R|W, the page comes back through a fetch fill
+    after the store, the scan sees the word there, and the run stops with PC on it."""
+    _tools()
+    from fill_scan_demo import run
+    log = run("wx").splitlines()
+    assert log[-1].startswith("stopped:") and log[-1].endswith("PC 0x40001000")
+    assert "write fill 0x40001000" in log
+    assert log.index("fetch fill 0x40001000: aborting words at [0]") > log.index(
+        "write fill 0x40001000")

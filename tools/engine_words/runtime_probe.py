@@ -13,6 +13,7 @@ identity fill hook, SCR_EL3 = 0x401, HCR_EL2.RW, CPACR_EL1.FPEN = 3) plus an MMI
 """
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import sys
@@ -221,6 +222,7 @@ def run_probe(probe: Probe) -> str:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, 1)
         os.dup2(devnull, 2)
+        faulthandler.disable()
         code = 0
         try:
             _child(probe, w)

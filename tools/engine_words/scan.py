@@ -16,6 +16,7 @@ it. The result lists every crashing word with the signal and the QEMU source lin
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import json
 import mmap
 import multiprocessing as mp
@@ -61,6 +62,7 @@ def _child(h, words: list[int], start: int, mode: str) -> None:
     from harness import CHUNK
     os.dup2(_errfile.fileno(), 1)         # QEMU's g_assert_not_reached() uses printf
     os.dup2(_errfile.fileno(), 2)
+    faulthandler.disable()                # (pytest enables it) an abort here is expected
     prog = _progress
     step = h.run if mode == "run" else h.translate
     i = start
