@@ -34,10 +34,10 @@ sys.path[:0] = [HERE, os.path.dirname(os.path.dirname(HERE))]     # the tools, t
 from spaces import Space  # noqa: E402
 
 TASK = 1 << 15          # words per task handed to a worker
-HANG_SECONDS = 20       # a child whose current word takes longer is killed (SIGALRM)
+HANG_SECONDS = 20       # a child that gets through no 256 words in this time dies (SIGALRM)
 SITE = re.compile(r"([\w./-]+\.(?:c|h|inc)):(\d+)")
 
-_templates: dict = {}   # per worker: (state, mode) -> Harness
+_templates: dict = {}   # per worker: state name -> Harness
 _progress = None
 _errfile = None
 
