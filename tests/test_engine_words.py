@@ -28,7 +28,7 @@ TOOLS = os.path.join(ROOT, "tools", "engine_words")
 
 THREE_SAME, TWO_MISC = CLASSES
 
-# Words seen to abort the engine (the last three also disassembled by llvm-mc 19)
+# Words seen to abort the engine; FAMIN, FSCALE, FAMAX are what llvm-mc 19 makes of three
 KNOWN = {
     0x4E562DBA: UNDEFINED,            # three same FP16, U=0 a=0 opcode=101
     0x0E422C20: UNDEFINED,
@@ -41,7 +41,7 @@ KNOWN = {
     0x5E780B0A: UNDEFINED,            # two-reg misc FP16 scalar, opcode 0 (unallocated)
 }
 
-# Real FP16 instructions right beside them that the engine runs (GNU as encodings)
+# Real FP16 instructions right beside them that the engine runs (as GNU objdump decodes them)
 GOOD = [
     0x4E421420,     # fadd v0.8h, v1.8h, v2.8h
     0x0EC21420,     # fsub v0.4h, v1.4h, v2.4h
