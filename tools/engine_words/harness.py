@@ -32,6 +32,7 @@ from unicorn.unicorn_const import UC_CTL_TB_REQUEST_CACHE  # noqa: E402
 from unicorn.unicorn_py3.unicorn import uc_tb  # noqa: E402
 
 from aarch64mte.machine.adapter import A, Engine  # noqa: E402
+from aarch64mte.machine.native import new_core  # noqa: E402
 from aarch64mte.machine.sysregs import ENCODINGS  # noqa: E402
 
 BRK0 = 0xD4200000
@@ -89,7 +90,7 @@ class Harness:
 
     def __init__(self, state: State) -> None:
         self.state = state
-        eng = self.eng = Engine()
+        eng = self.eng = Engine(new_core())
         uc = self.uc = eng.uc
         uc.hook_add(UC_HOOK_TLB_FILL, self._fill)
         eng.cp_write(*ENCODINGS["SCR_EL3"], (1 << 10) | 1)
