@@ -41,7 +41,7 @@ from .debugging import Debugging
 from .events import Events
 from .exception_entry import NO_VECTORS, ExceptionUnit
 from .exceptions import ExceptionRecord
-from .memory import PAGE, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_SIZE, Ram
+from .memory import PAGE, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_SIZE, HostMemory, Ram
 from .mmu import Mmu
 from .mteunit import MteUnit
 from .stage2 import Stage2
@@ -63,7 +63,8 @@ class Machine:
     def __init__(self, profile: Optional[str] = "snippet", el: int = 1, tcf="sync",
                  gmid_bs: int = 4, seed: int = 0, count_classes: bool = False,
                  ram_size: int = RAM_SIZE_DEFAULT, native: Optional[bool] = None,
-                 el2: Optional[str] = None) -> None:
+                 el2: Optional[str] = None, hcr: Optional[dict] = None, stage2=None,
+                 el2_handler=None) -> None:
         if profile not in (None, "snippet", "virt"):
             raise ValueError(f"unknown profile {profile!r} (snippet, virt)")
         if el not in (0, 1, 2):
@@ -100,9 +101,9 @@ class Machine:
         self.mte = CoreMteRegs(core, gmid_bs) if lib is not None else MteRegs(gmid_bs)
         self.mte.rng = (seed or 0x5EED) & MASK64
         self.mmu = mmu = Mmu(eng, core, self.ram, events, lib, el2=el2 is not None)
+        self.host_memory = HostMemory() if el2 == "shim" else None
         if el2 is not None:
-            mmu.stage2 = Stage2(self.ram.read_descriptor,
-                                lambda name: eng.cp_read(*ENCODINGS[name]))
+            mmu.stage2 = Stage2(self._read_descriptor, lambda name: eng.cp_read(*ENCODINGS[name]))
         self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate, self._id_values(), mmu)
         self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.counters, self.mte, lib)
         self.tags = self.tagunit.tags
@@ -129,6 +130,13 @@ class Machine:
         self._end_hook = None
         self._setup_engine()
         self._reset_common()
+        self.shim = None
+        if el2 == "shim":
+            from ..el2.shim import Shim
+            self.shim = Shim(self, hcr, stage2, el2_handler)
+            self.shim.install()
+        elif hcr or stage2 is not None or el2_handler is not None:
+            raise ValueError("hcr, stage2 and el2_handler are the shim's (el2='shim')")
 
     def _id_values(self) -> dict:
         """The ID registers as this machine implements them, where they differ from the
@@ -151,6 +159,14 @@ class Machine:
                     lambda u, off, size, ud: self.board.uart_read(off, size), None,
                     lambda u, off, size, val, ud: self.board.uart_write(off, size, val), None)
         self.core.dczid_bytes = 4 << (eng.cp_read(*ENCODINGS["DCZID_EL0"]) & 0xF)
+
+    def _read_descriptor(self, pa: int):
+        """A translation table entry from RAM or host memory (None where there is neither)."""
+        if self.ram.contains(pa):
+            return self.ram.read_descriptor(pa)
+        if self.host_memory is not None:
+            return self.host_memory.read_descriptor(pa)
+        return None
 
     def _reset_common(self) -> None:
         eng = self.eng
@@ -209,6 +225,8 @@ class Machine:
         else:
             self._apply_virt()
         self.eng.set_pc(image.entry)
+        if self.shim is not None:
+            self.shim.install()
         self.mmu.invalidate()
 
     def _apply_snippet(self) -> None:
