@@ -1,0 +1,170 @@
+"""Comparing what one test did under QEMU and under aarch64mte, and naming a disagreement.
+
+`differences` lists every field that differs. `signature` names the first divergence: the
+instruction that diverges first (found by running prefixes of the body, see attribute.py) and
+what about it differs, e.g. ``missed-fault:dc zva:q=DA/tagchk/W`` or ``reg:ldsminb:dest``.
+Signatures leave out addresses, values and register numbers, so the same departure found by
+many tests counts under one name."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import layout
+from .model import Test
+from .runner import Result
+
+EC_NAMES = {0x00: "undef", 0x01: "wfx", 0x07: "fp", 0x0E: "illegal", 0x15: "svc",
+            0x18: "sysreg", 0x20: "IA", 0x21: "IA", 0x22: "pcalign", 0x24: "DA", 0x25: "DA",
+            0x26: "spalign", 0x3C: "brk"}
+
+
+def fsc_name(fsc: int) -> str:
+    if 0x04 <= fsc <= 0x07:
+        return f"transl-L{fsc - 4}"
+    if 0x08 <= fsc <= 0x0B:
+        return f"access-L{fsc - 8}"
+    if 0x0C <= fsc <= 0x0F:
+        return f"perm-L{fsc - 12}"
+    return {0x00: "addrsize-L0", 0x10: "external", 0x11: "tagchk", 0x21: "align",
+            0x30: "tlbconflict"}.get(fsc, f"fsc{fsc:#x}")
+
+
+def esr_desc(esr: int) -> str:
+    ec = esr >> 26
+    name = EC_NAMES.get(ec, f"ec{ec:#x}")
+    if name in ("DA", "IA"):
+        fsc = esr & 0x3F
+        s = f"{name}/{fsc_name(fsc)}"
+        if name == "DA":
+            s += "/W" if esr & (1 << 6) else "/R"
+            if esr & (1 << 8):
+                s += "/CM"
+        return s
+    return name
+
+
+def is_tag_fault(esr: int) -> bool:
+    return (esr >> 26) in (0x24, 0x25) and (esr & 0x3F) == 0x11
+
+
+@dataclass
+class Diff:
+    """The differences of one test: field -> (qemu value, emu value)."""
+    fields: dict
+
+    def __bool__(self):
+        return bool(self.fields)
+
+    def keys(self):
+        return list(self.fields)
+
+
+def _full(r: Result, t: Test) -> dict:
+    regs = {i: r.regs.get(i, t.x[i]) for i in range(31)}
+    return regs
+
+
+FAR_VALID = (0x20, 0x21, 0x22, 0x24, 0x25)     # aborts and PC alignment: FAR is defined
+
+
+def records(r: Result) -> list:
+    """Exception records with FAR cleared where the architecture leaves it UNKNOWN."""
+    return [(esr, far if (esr >> 26) in FAR_VALID else 0, off) for esr, far, off in r.exc]
+
+
+def differences(t: Test, q: Result, e: Result) -> Diff:
+    f = {}
+    if q.crash or e.crash:
+        if (q.crash is None) != (e.crash is None) or q.crash != e.crash:
+            f["crash"] = (q.crash, e.crash)
+        return Diff(f)
+    if records(q) != records(e):
+        f["exc"] = (records(q), records(e))
+    if q.end != e.end:
+        f["end"] = (q.end, e.end)
+    if (q.tfsr1, q.tfsr0) != (e.tfsr1, e.tfsr0):
+        f["tfsr"] = ((q.tfsr1, q.tfsr0), (e.tfsr1, e.tfsr0))
+    if q.spsr != e.spsr:
+        f["pstate"] = (q.spsr, e.spsr)
+    if q.sp != e.sp:
+        f["sp"] = (q.sp, e.sp)
+    if q.rgsr != e.rgsr:
+        f["rgsr"] = (q.rgsr, e.rgsr)
+    qr, er = _full(q, t), _full(e, t)
+    regs = {i: (qr[i], er[i]) for i in range(31) if qr[i] != er[i]}
+    if regs:
+        f["regs"] = regs
+    if q.tags != e.tags:
+        f["tags"] = {g: (q.tags.get(g, t.tags[g]), e.tags.get(g, t.tags[g]))
+                     for g in set(q.tags) | set(e.tags)
+                     if q.tags.get(g, t.tags[g]) != e.tags.get(g, t.tags[g])}
+    if q.mem != e.mem:
+        f["mem"] = {o: (q.mem.get(o), e.mem.get(o)) for o in set(q.mem) | set(e.mem)
+                    if q.mem.get(o) != e.mem.get(o)}
+    return Diff(f)
+
+
+_HEX = re.compile(r"0x[0-9a-f]+|\b[0-9a-f]{6,}\b|\b\d+\b")
+
+
+def _crash_text(why: str | None) -> str:
+    if why is None:
+        return "ok"
+    s = why.split(":", 1)[-1].strip()
+    if "harness fault" in s:
+        kind = s.split()[2] if len(s.split()) > 2 else ""
+        return "harness-fault-" + kind
+    return _HEX.sub("N", s)[:60]
+
+
+def signature(t: Test, k: int, q: Result, e: Result, d: Diff) -> str:
+    """The name of the divergence that the k-th instruction (1-based) of `t` causes, given the
+    results of running the body cut after that instruction."""
+    insn = t.body[k - 1] if 0 < k <= len(t.body) else None
+    op = insn.op if insn else "setup"
+    off = 4 * (k - 1)
+    tcf = layout.TCF_NAMES[t.el_tcf]
+    if "crash" in d.fields:
+        side = "emu" if e.crash else "qemu"
+        return f"crash:{op}:{side}:{_crash_text(e.crash if e.crash else q.crash)}"
+    if "exc" in d.fields:
+        qx = [x for x in records(q) if x[2] == off]
+        ex = [x for x in records(e) if x[2] == off]
+        if qx != ex:
+            if qx and not ex:
+                extra = f":tcf={tcf}" if is_tag_fault(qx[0][0]) else ""
+                return f"missed-fault:{op}:q={esr_desc(qx[0][0])}{extra}"
+            if ex and not qx:
+                extra = f":tcf={tcf}" if is_tag_fault(ex[0][0]) else ""
+                return f"spurious-fault:{op}:e={esr_desc(ex[0][0])}{extra}"
+            qe, ee = qx[0], ex[0]
+            if qe[0] != ee[0]:
+                a, b = esr_desc(qe[0]), esr_desc(ee[0])
+                if a == b:
+                    a, b = f"{qe[0]:#x}", f"{ee[0]:#x}"
+                return f"esr:{op}:q={a}:e={b}"
+            rel = "aligned" if qe[1] == ee[1] & ~63 or ee[1] == qe[1] & ~63 else "other"
+            return f"far:{op}:{esr_desc(qe[0])}:{rel}"
+        return f"exc-elsewhere:{op}"
+    if "end" in d.fields:
+        return f"end:{op}"
+    if "tfsr" in d.fields:
+        (q1, q0), (e1, e0) = d.fields["tfsr"]
+        return f"tfsr:{op}:tcf={tcf}:q={q1:x},{q0:x}:e={e1:x},{e0:x}"
+    if "regs" in d.fields:
+        dest = insn is not None and any(i in d.fields["regs"] for i in insn.writes)
+        return f"reg:{op}:{'dest' if dest else 'other'}"
+    if "sp" in d.fields:
+        return f"sp:{op}"
+    if "pstate" in d.fields:
+        qs, es = d.fields["pstate"]
+        which = "tco" if (qs ^ es) & layout.SPSR_TCO else "nzcv"
+        return f"pstate:{op}:{which}"
+    if "rgsr" in d.fields:
+        return f"rgsr:{op}"
+    if "mem" in d.fields:
+        return f"mem:{op}"
+    if "tags" in d.fields:
+        return f"tags:{op}"
+    return f"other:{op}"
