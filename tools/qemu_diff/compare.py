@@ -118,11 +118,76 @@ def _crash_text(why: str | None) -> str:
     return _HEX.sub("N", s)[:60]
 
 
+_LSE = re.compile(r"^(ld|st)(add|clr|eor|set|smax|smin|umax|umin)(a|al|l)?(b|h)?$")
+_SWP = re.compile(r"^swp(a|al|l)?(b|h)?$")
+_CAS = re.compile(r"^cas(a|al|l)?(b|h)?$")
+
+
+def plain_op(op: str) -> str:
+    """The op without its memory-ordering variant: ldsminalb -> ldsminb, casl -> cas."""
+    m = _LSE.match(op)
+    if m:
+        return f"{m[1]}{m[2]}{m[4] or ''}"
+    m = _SWP.match(op)
+    if m:
+        return f"swp{m[2] or ''}"
+    m = _CAS.match(op)
+    if m:
+        return f"cas{m[2] or ''}"
+    if op.startswith("casp"):
+        return "casp"
+    return op
+
+
+def family(op: str) -> str:
+    """The access class of an op, for faults: what decides alignment, permission and
+    tag-check behaviour (and engine errors), not the arithmetic."""
+    base = op.split(".")[0]
+    if _LSE.match(op) or _SWP.match(op):
+        return "atomic"
+    if _CAS.match(op):
+        return "cas"
+    if op.startswith("casp"):
+        return "casp"
+    if re.match(r"^ld(a)?x[rp]", base):
+        return "load-exclusive"
+    if re.match(r"^st(l)?x[rp]", base):
+        return "store-exclusive"
+    if base.startswith(("ldar", "ldapr")):
+        return "load-acquire"
+    if base.startswith("stlr"):
+        return "store-release"
+    if base.startswith("ldapur"):
+        return "ldapur"
+    if base.startswith("stlur"):
+        return "stlur"
+    if base.startswith("ldtr"):
+        return "ldtr"
+    if base.startswith("sttr"):
+        return "sttr"
+    if base.startswith("ldra"):
+        return "ldra" + (".pre" if op.endswith(".pre") else "")
+    if re.match(r"^ld[1-4]", base):
+        return "simd-load"
+    if re.match(r"^st[1-4]", base):
+        return "simd-store"
+    if base in ("ldp", "ldnp", "ldpsw"):
+        return "load-pair"
+    if base in ("stp", "stnp"):
+        return "store-pair"
+    if base.startswith(("ldr", "ldur")):
+        return "load"
+    if base.startswith(("str", "stur")):
+        return "store"
+    return base
+
+
 def signature(t: Test, k: int, q: Result, e: Result, d: Diff) -> str:
     """The name of the divergence that the k-th instruction (1-based) of `t` causes, given the
     results of running the body cut after that instruction."""
     insn = t.body[k - 1] if 0 < k <= len(t.body) else None
-    op = insn.op if insn else "setup"
+    raw = insn.op if insn else "setup"
+    op = family(raw)
     off = 4 * (k - 1)
     tcf = layout.TCF_NAMES[t.el_tcf]
     if "crash" in d.fields:
@@ -154,17 +219,17 @@ def signature(t: Test, k: int, q: Result, e: Result, d: Diff) -> str:
         return f"tfsr:{op}:tcf={tcf}:q={q1:x},{q0:x}:e={e1:x},{e0:x}"
     if "regs" in d.fields:
         dest = insn is not None and any(i in d.fields["regs"] for i in insn.writes)
-        return f"reg:{op}:{'dest' if dest else 'other'}"
+        return f"reg:{plain_op(raw)}:{'dest' if dest else 'other'}"
     if "sp" in d.fields:
-        return f"sp:{op}"
+        return f"sp:{plain_op(raw)}"
     if "pstate" in d.fields:
         qs, es = d.fields["pstate"]
         which = "tco" if (qs ^ es) & layout.SPSR_TCO else "nzcv"
-        return f"pstate:{op}:{which}"
+        return f"pstate:{plain_op(raw)}:{which}"
     if "rgsr" in d.fields:
-        return f"rgsr:{op}"
+        return f"rgsr:{plain_op(raw)}"
     if "mem" in d.fields:
-        return f"mem:{op}"
+        return f"mem:{plain_op(raw)}"
     if "tags" in d.fields:
-        return f"tags:{op}"
-    return f"other:{op}"
+        return f"tags:{plain_op(raw)}"
+    return f"other:{plain_op(raw)}"

@@ -156,6 +156,8 @@ def run_emu(elf: Path, timeout: float, cwd: str, max_insns: int):
         if line.startswith("@HARNESS-FAULT"):
             return text, "emu: harness fault " + line[15:], _pc_of(line)
     why = ex.get("reason", "?")
+    if why == "exception" and not exc:
+        return text, "emu: stopped on an unhandled exception with no exception record", pc
     detail = exc.get("kind") or exc.get("message") or ""
     return text, f"emu: {why} {detail}".strip(), pc
 
