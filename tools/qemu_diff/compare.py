@@ -193,6 +193,9 @@ def signature(t: Test, k: int, q: Result, e: Result, d: Diff) -> str:
     if "crash" in d.fields:
         side = "emu" if e.crash else "qemu"
         return f"crash:{op}:{side}:{_crash_text(e.crash if e.crash else q.crash)}"
+    if "end" in d.fields and 8 in d.fields["end"]:
+        side = "emu" if e.end == 8 else "qemu"
+        return f"el1h-exception:{op}:{side}"
     if "exc" in d.fields:
         qx = [x for x in records(q) if x[2] == off]
         ex = [x for x in records(e) if x[2] == off]

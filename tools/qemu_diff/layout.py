@@ -42,3 +42,15 @@ def tcr(tbi0: int, tcma0: int) -> int:
 
 def spsr(el: int, nzcv: int, tco: int) -> int:
     return (0b0100 if el else 0) | SPSR_DAIF | (nzcv << 28) | (SPSR_TCO if tco else 0)
+
+
+def area_words(seed: int) -> list[int]:
+    """The area's initial 64-bit words before pokes: the harness's xorshift64 stream."""
+    out, x = [], seed
+    m = (1 << 64) - 1
+    for _ in range(AREA_SIZE // 8):
+        x ^= (x << 13) & m
+        x ^= x >> 7
+        x ^= (x << 17) & m
+        out.append(x)
+    return out

@@ -115,11 +115,22 @@ static u64 rec[MAX_RECORDS][3];
 static unsigned nrec;
 static u64 final_x[31], final_spsr, final_sp0, ended;
 
-enum { END_SVC_SEEN = 1, END_TOO_MANY = 2, END_WILD = 4 };
+enum { END_SVC_SEEN = 1, END_TOO_MANY = 2, END_WILD = 4, END_EL1H = 8 };
 
 u64 exc_handler(u64 kind, const u64 *frame, u64 esr, u64 far, u64 elr, u64 spsr, u64 sp0) {
     unsigned i;
     int end = 0;
+    if (kind == 4) {
+        /* A synchronous exception taken from EL1h: the body never runs there, so the PE lost
+         * track of its state (an exception entry that did not complete). Record it and end
+         * the test; the harness's own state is restored from harness_saved. */
+        rec[nrec][0] = esr; rec[nrec][1] = far; rec[nrec][2] = elr - cur->body;
+        nrec++;
+        ended = END_EL1H;
+        for (i = 0; i < 31; i++) final_x[i] = frame[i];
+        final_spsr = spsr; final_sp0 = sp0;
+        return 1;
+    }
     if (kind != 0 && kind != 8) {                  /* not a sync exception from the body */
         flush();
         puts_("@HARNESS-FAULT");
