@@ -61,7 +61,7 @@ def known(sig: str) -> str | None:
 @pytest.fixture(scope="module")
 def sides(tmp_path_factory):
     d = tmp_path_factory.mktemp("qemu_diff")
-    return Sides(d / "work", d / "cache", str(REPO))
+    return Sides(d / "work", d / "cache", str(REPO), jobs=2)
 
 
 # ---- hand-written tests ---------------------------------------------------------------------

@@ -94,6 +94,9 @@ def main(argv=None) -> int:
     except (campaign.StateError, BuildError) as exc:
         print(f"qemu_diff: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        print(f"qemu_diff: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -19,23 +19,25 @@ EC_NAMES = {0x00: "undef", 0x01: "wfx", 0x07: "fp", 0x0E: "illegal", 0x15: "svc"
             0x26: "spalign", 0x3C: "brk"}
 
 
-def fsc_name(fsc: int) -> str:
+def fsc_name(fsc: int, level: bool = True) -> str:
     if 0x04 <= fsc <= 0x07:
-        return f"transl-L{fsc - 4}"
+        return f"transl-L{fsc - 4}" if level else "transl"
     if 0x08 <= fsc <= 0x0B:
-        return f"access-L{fsc - 8}"
+        return f"access-L{fsc - 8}" if level else "access"
     if 0x0C <= fsc <= 0x0F:
-        return f"perm-L{fsc - 12}"
+        return f"perm-L{fsc - 12}" if level else "perm"
     return {0x00: "addrsize-L0", 0x10: "external", 0x11: "tagchk", 0x21: "align",
             0x30: "tlbconflict"}.get(fsc, f"fsc{fsc:#x}")
 
 
-def esr_desc(esr: int) -> str:
+def esr_desc(esr: int, level: bool = True) -> str:
+    """EC/fault/WnR, e.g. DA/tagchk/R. Signatures leave out the translation level (where
+    the walk stopped depends on the address, not on the departure)."""
     ec = esr >> 26
     name = EC_NAMES.get(ec, f"ec{ec:#x}")
     if name in ("DA", "IA"):
         fsc = esr & 0x3F
-        s = f"{name}/{fsc_name(fsc)}"
+        s = f"{name}/{fsc_name(fsc, level)}"
         if name == "DA":
             s += "/W" if esr & (1 << 6) else "/R"
             if esr & (1 << 8):
@@ -202,18 +204,18 @@ def signature(t: Test, k: int, q: Result, e: Result, d: Diff) -> str:
         if qx != ex:
             if qx and not ex:
                 extra = f":tcf={tcf}" if is_tag_fault(qx[0][0]) else ""
-                return f"missed-fault:{op}:q={esr_desc(qx[0][0])}{extra}"
+                return f"missed-fault:{op}:q={esr_desc(qx[0][0], False)}{extra}"
             if ex and not qx:
                 extra = f":tcf={tcf}" if is_tag_fault(ex[0][0]) else ""
-                return f"spurious-fault:{op}:e={esr_desc(ex[0][0])}{extra}"
+                return f"spurious-fault:{op}:e={esr_desc(ex[0][0], False)}{extra}"
             qe, ee = qx[0], ex[0]
             if qe[0] != ee[0]:
-                a, b = esr_desc(qe[0]), esr_desc(ee[0])
+                a, b = esr_desc(qe[0], False), esr_desc(ee[0], False)
                 if a == b:
                     a, b = f"{qe[0]:#x}", f"{ee[0]:#x}"
                 return f"esr:{op}:q={a}:e={b}"
             rel = "aligned" if qe[1] == ee[1] & ~63 or ee[1] == qe[1] & ~63 else "other"
-            return f"far:{op}:{esr_desc(qe[0])}:{rel}"
+            return f"far:{op}:{esr_desc(qe[0], False)}:{rel}"
         return f"exc-elsewhere:{op}"
     if "end" in d.fields:
         return f"end:{op}"

@@ -7,6 +7,7 @@ prefix that already disagrees ends with the culprit. Signatures and rules look a
 prefix's results, so what follows the first divergence cannot blur the class."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,15 +44,25 @@ class Sides:
     """Where and how to run: a work directory, the harness object cache, the directory from
     which `python -m aarch64mte.cli.main` is run."""
 
-    def __init__(self, workdir: Path, cache: Path, emu_cwd: str):
-        self.workdir, self.cache, self.emu_cwd = workdir, cache, emu_cwd
+    def __init__(self, workdir: Path, cache: Path, emu_cwd: str, jobs: int = 1):
+        self.workdir, self.cache, self.emu_cwd, self.jobs = workdir, cache, emu_cwd, jobs
         workdir.mkdir(parents=True, exist_ok=True)
 
     def run(self, tests: list[Test]) -> tuple[dict, dict]:
+        """Both sides' results. With jobs > 1 the emulator's share (the slow one) is split
+        into that many runs at once."""
         if not tests:
             return {}, {}
         q = runner.run_side("qemu", tests, self.workdir, self.cache, self.emu_cwd)
-        e = runner.run_side("emu", tests, self.workdir, self.cache, self.emu_cwd)
+        parts = [tests[i::self.jobs] for i in range(self.jobs) if tests[i::self.jobs]]
+        e: dict = {}
+        if len(parts) == 1:
+            e = runner.run_side("emu", tests, self.workdir, self.cache, self.emu_cwd)
+        else:
+            with ThreadPoolExecutor(len(parts)) as pool:
+                for r in pool.map(lambda p: runner.run_side("emu", p, self.workdir, self.cache,
+                                                            self.emu_cwd), parts):
+                    e.update(r)
         return q, e
 
 
@@ -96,22 +107,33 @@ def evaluate(tests: list[Test], sides: Sides) -> list[Verdict]:
         else:
             verdicts[t.id] = Verdict(t, "agree")
     limit = {t.id: latest_culprit(t, q[t.id], e[t.id]) for t in bad}
-    pre = [prefix(t, k) for t in bad
-           for k in range(1, limit[t.id] + (limit[t.id] < len(t.body)))]
-    pq, pe = sides.run(pre)
+    found = _first_divergence(bad, {t.id: range(1, limit[t.id] + 1) for t in bad}, q, e, sides)
+    # Where the stop point misled (an engine reports the pc of a block, not of the faulting
+    # instruction), scan the prefixes after it too.
+    rest = [t for t in bad if t.id not in found and limit[t.id] < len(t.body)]
+    found.update(_first_divergence(rest, {t.id: range(limit[t.id] + 1, len(t.body) + 1)
+                                          for t in rest}, q, e, sides))
     for t in bad:
-        k_found = limit[t.id]
-        rq, re_ = (q[t.id], e[t.id]) if k_found == len(t.body) else (None, None)
-        for k in range(1, limit[t.id]):
-            p = prefix(t, k)
-            if compare.differences(p, pq[p.id], pe[p.id]):
-                k_found, rq, re_ = k, pq[p.id], pe[p.id]
-                break
-        if rq is None:                 # the culprit is the instruction at the known point
-            p = prefix(t, k_found)
-            rq, re_ = pq[p.id], pe[p.id]
-            if not compare.differences(p, rq, re_):    # the stop point misled: whole body
-                k_found, rq, re_ = len(t.body), q[t.id], e[t.id]
-        verdicts[t.id] = judge(t.replace(body=t.body[:k_found]), k_found, rq, re_)
+        k, rq, re_ = found.get(t.id, (len(t.body), q[t.id], e[t.id]))
+        verdicts[t.id] = judge(t.replace(body=t.body[:k]), k, rq, re_)
         verdicts[t.id].test = t
     return [verdicts[t.id] for t in tests]
+
+
+def _first_divergence(tests: list[Test], ks: dict, q, e, sides: Sides) -> dict:
+    """test id -> (k, qemu result, emu result) of the shortest disagreeing prefix among
+    `ks[id]`; the whole body's results are reused rather than run again."""
+    pre = [prefix(t, k) for t in tests for k in ks[t.id] if k < len(t.body)]
+    pq, pe = sides.run(pre)
+    out = {}
+    for t in tests:
+        for k in ks[t.id]:
+            if k == len(t.body):
+                rq, re_ = q[t.id], e[t.id]
+            else:
+                p = prefix(t, k)
+                rq, re_ = pq[p.id], pe[p.id]
+            if compare.differences(t.replace(body=t.body[:k]), rq, re_):
+                out[t.id] = (k, rq, re_)
+                break
+    return out

@@ -6,6 +6,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import threading
 from pathlib import Path
 
 from . import layout
@@ -65,7 +66,8 @@ def harness_objects(cache: Path) -> list[Path]:
     objs = [d / "start.o", d / "harness.o"]
     if not all(o.exists() for o in objs):
         d.mkdir(parents=True, exist_ok=True)
-        tmp = [d / f"start.{os.getpid()}.o", d / f"harness.{os.getpid()}.o"]
+        me = f"{os.getpid()}.{threading.get_ident()}"
+        tmp = [d / f"start.{me}.o", d / f"harness.{me}.o"]
         _run(["aarch64-linux-gnu-gcc", MARCH, "-c", str(HARNESS / "start.S"), "-o", str(tmp[0])],
              "assembling the harness")
         _run(["aarch64-linux-gnu-gcc", *CFLAGS, "-c", str(HARNESS / "harness.c"), "-o",

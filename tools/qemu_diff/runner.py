@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,7 +170,7 @@ def run_side(side: str, tests: list[Test], workdir: Path, cache: Path, cwd: str,
     pending = list(tests)
     n = 0
     while pending:
-        elf = workdir / f"{side}-{os.getpid()}-{n}.elf"
+        elf = workdir / f"{side}-{os.getpid()}-{threading.get_ident()}-{n}.elf"
         n += 1
         program.build(pending, elf, cache)
         bodies = body_addresses(elf)
