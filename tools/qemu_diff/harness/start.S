@@ -41,6 +41,7 @@ enter_test:
     movi  v\v\().2d, #0
     .endr
     msr   fpsr, xzr
+    clrex                            /* no exclusive monitor left open by the previous test */
     ldp   x2, x3, [x0, #16]
     ldp   x4, x5, [x0, #32]
     ldp   x6, x7, [x0, #48]
