@@ -224,7 +224,13 @@ def signature(t: Test, k: int, q: Result, e: Result, d: Diff) -> str:
         return f"tfsr:{op}:tcf={tcf}:q={q1:x},{q0:x}:e={e1:x},{e0:x}"
     if "regs" in d.fields:
         dest = insn is not None and any(i in d.fields["regs"] for i in insn.writes)
-        return f"reg:{plain_op(raw)}:{'dest' if dest else 'other'}"
+        if dest or insn is None:
+            return f"reg:{plain_op(raw)}:dest"
+        # A register the culprit does not write: name its last writer before the culprit
+        # (an instruction run twice, or undone, shows up only once something follows it).
+        writer = next((i for i in reversed(t.body[:k - 1])
+                       if any(r in d.fields["regs"] for r in i.writes)), None)
+        return f"reg:{plain_op(writer.op) if writer else 'setup'}:changed-again-at:{op}"
     if "sp" in d.fields:
         return f"sp:{plain_op(raw)}"
     if "pstate" in d.fields:
