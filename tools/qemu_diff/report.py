@@ -3,6 +3,7 @@ as assembly with what QEMU and aarch64mte did."""
 from __future__ import annotations
 
 import collections
+import re
 
 from . import compare, layout
 from .evaluate import Verdict
@@ -46,7 +47,7 @@ def render_test(t: Test, mark: int | None = None) -> list[str]:
         if i < 31:
             d = describe_pointer(t, t.x[i])
             out.append(f"  x{i:<2} = {t.x[i]:#018x}" + (f"  ; {d}" if d else ""))
-    if any("sp" in i.text for i in t.body):
+    if any(re.search(r"\bsp\b", i.text) for i in t.body):
         d = describe_pointer(t, t.sp)
         out.append(f"  sp  = {t.sp:#018x}" + (f"  ; {d}" if d else ""))
     out.append(f"  area tags (offset range:tag): {tag_runs(t.tags)}")
