@@ -89,10 +89,10 @@ def versions(emu_cwd: str) -> list[str]:
     except (OSError, IndexError):
         pass
     try:
-        g = subprocess.run(["git", "-C", emu_cwd, "log", "-1", "--format=%h %s"],
-                           capture_output=True, text=True)
-        if g.returncode == 0:
-            lines.append(f"aarch64mte: {emu_cwd} at {g.stdout.strip()}")
+        g = subprocess.run(["git", "-C", emu_cwd, "log", "-1", "--format=%h %s", "--",
+                            "aarch64mte"], capture_output=True, text=True)
+        if g.returncode == 0 and g.stdout.strip():
+            lines.append(f"aarch64mte: {emu_cwd}, last change {g.stdout.strip()}")
     except OSError:
         pass
     return lines
