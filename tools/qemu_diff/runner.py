@@ -163,9 +163,20 @@ def run_emu(elf: Path, timeout: float, cwd: str, max_insns: int):
     return text, f"emu: {why} {detail}".strip(), pc
 
 
+MAX_PER_ELF = 500        # the test table and bodies must fit below the harness data (1.5 MiB)
+
+
 def run_side(side: str, tests: list[Test], workdir: Path, cache: Path, cwd: str,
              timeout: float | None = None, max_insns: int = 2_000_000_000) -> dict[int, Result]:
     """Results by test id for every test (crashed ones carry `crash`)."""
+    results: dict[int, Result] = {}
+    for i in range(0, len(tests), MAX_PER_ELF):
+        results.update(_run_side(side, tests[i:i + MAX_PER_ELF], workdir, cache, cwd, timeout,
+                                 max_insns))
+    return results
+
+
+def _run_side(side, tests, workdir, cache, cwd, timeout, max_insns) -> dict[int, Result]:
     results: dict[int, Result] = {}
     pending = list(tests)
     n = 0
