@@ -241,3 +241,29 @@ def test_generator_is_seeded():
     a = [x.to_json() for x in gen.generate_many(3, 0, 20)]
     assert a == [x.to_json() for x in gen.generate_many(3, 0, 20)]
     assert a != [x.to_json() for x in gen.generate_many(4, 0, 20)]
+
+
+# ---- properties -----------------------------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), tid=st.integers(0, 10**6))
+def test_generated_tests_round_trip_and_stay_in_bounds(seed, tid):
+    t = gen.generate(seed, tid)
+    assert Case.from_json(t.to_json()).to_json() == t.to_json()
+    assert 1 <= len(t.body) <= 10 and len(t.pokes) <= 4
+    assert all(0 <= g < 16 for g in t.tags) and len(t.tags) == layout.GRANULES
+    assert all(0 <= o < layout.AREA_SIZE and o % 8 == 0 for o, _ in t.pokes)
+
+
+@given(regs=st.dictionaries(st.integers(0, 30), st.integers(0, 2**64 - 1), max_size=5),
+       exc=st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**64 - 1),
+                              st.integers(0, 40)), max_size=4),
+       tfsr=st.tuples(st.integers(0, 3), st.integers(0, 3)))
+def test_harness_lines_parse_back(regs, exc, tfsr):
+    line = (f"@7 S0 P0 F{tfsr[0]:x},{tfsr[1]:x} R0"
+            + "".join(f" x{i:x}={v:x}" for i, v in regs.items())
+            + "".join(f" e{a:x},{b:x},{c:x}" for a, b, c in exc))
+    tid, r = parse_line(line)
+    assert tid == 7 and r.regs == regs and r.exc == exc and (r.tfsr1, r.tfsr0) == tfsr
