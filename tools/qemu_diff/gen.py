@@ -122,10 +122,8 @@ class Gen:
             if form == "post":
                 off = int(text.rsplit("#", 1)[1])
             self.moved(n, off)
-            op = f"{mn}.{form}"
-            if n != 31 or True:
-                self.emit(text, op, (rt, n) if not store else (n,))
-                return
+            self.emit(text, f"{mn}.{form}", (rt, n) if not store else (n,))
+            return
         else:
             if n == 31:
                 n = self.ptr(sp_ok=False)
@@ -259,10 +257,10 @@ class Gen:
                 s = self.dreg(a, b)
                 c, d = rng.choice(DATA), rng.choice(DATA)
                 self.maybe_filler()
+                if s in (c, d):
+                    s = self.dreg(c, d)
                 self.emit(f"st{rel}xp w{s}, {r(c, size)}, {r(d, size)}, [{base(n)}]",
                           f"st{rel}xp", (s,))
-                if s in (c, d):
-                    self.body[-1] = Insn(self.body[-1].text.replace(f"w{s},", f"w{self.dreg(c, d)},", 1), f"st{rel}xp", (s,))
         else:
             sfx, size = rng.choice(SZ)
             a = self.dreg()
@@ -397,8 +395,11 @@ class Gen:
         bn = base(n)
         if k < 0.35:
             m = rng.choice(DATA + [31])
-            txt = f"irg {base(dst) if dst in PTRS else 'x%d' % dst}, {bn}" + ("" if m == 31 and rng.random() < 0.5 else f", x{m}" if m != 31 else ", xzr")
-            self.emit(txt, "irg", (dst,))
+            if m != 31:
+                tail = f", x{m}"
+            else:
+                tail = "" if rng.random() < 0.5 else ", xzr"
+            self.emit(f"irg x{dst}, {bn}{tail}", "irg", (dst,))
             self._derived(dst, n, 0)
         elif k < 0.5:
             m = rng.choice(DATA + PTRS + [31])
@@ -422,7 +423,7 @@ class Gen:
         if dst in PTRS or dst == 31:
             if src in self.addr:
                 self.addr[dst] = self.addr[src] + by
-        
+
     def stg(self) -> None:
         rng = self.rng
         n = self.ptr()
