@@ -287,6 +287,7 @@ REASON_TEXT = {
     "insn-limit": "reached the instruction limit",
     "interrupt": "was interrupted",
     "vm-exit": "stopped at a VM exit the EL2 shim does not handle",
+    "el2-exit": "was ended by the EL2 shim's handler",
 }
 
 
@@ -314,7 +315,7 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
     head.append(f" {reason}")
     if ex["reason"] == "brk" and ex["code"] is not None:
         head.append(f" #0x{ex['code']:x}")
-    if ex["reason"] == "semihost-exit":
+    if ex["reason"] in ("semihost-exit", "el2-exit"):
         head.append(f" with code {ex['code']}")
     at = data["regs"].get("pc")
     if at:

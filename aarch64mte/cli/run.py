@@ -1,8 +1,9 @@
 """`aarch64mte run PROGRAM`: run an assembly source or an AArch64 ELF and report how it ended.
 
-Exit status: the semihosting exit code when the program made one; otherwise 0 when it fell off
-the end of its text or stopped at a BRK, 1 for an unhandled exception or the instruction limit,
-2 for a usage or input error (reported as one message, never a traceback), 130 on Ctrl-C.
+Exit status: the semihosting exit code when the program made one, or the code the EL2 shim's
+handler ended the run with; otherwise 0 when it fell off the end of its text or stopped at a
+BRK, 1 for an unhandled exception, an unhandled VM exit or the instruction limit, 2 for a usage
+or input error (reported as one message, never a traceback), 130 on Ctrl-C.
 """
 from __future__ import annotations
 
@@ -303,7 +304,7 @@ def run_program(args: argparse.Namespace) -> Outcome:
 
 def exit_status(result) -> int:
     reason = result.reason
-    if reason == "semihost-exit":
+    if reason in ("semihost-exit", "el2-exit"):     # the program's (or its EL2's) own code
         return int(result.code or 0) & 0xFF
     if reason in ("end", "brk"):
         return 0

@@ -10,7 +10,9 @@ handler answers with what a hypervisor does next:
   after the instruction instead (an emulated MMIO access or register);
 - ``Inject(esr, far=None)``: take a synchronous exception to the guest's EL1 with that syndrome
   (as KVM injects one);
-- ``Stop()``: end the run (reason ``vm-exit``).
+- ``Stop()``: end the run (reason ``vm-exit``); ``Stop(code=N)`` ends it as the guest's own
+  exit would (reason ``el2-exit``, N the exit status ``run`` reports), e.g. when a hypercall
+  says the guest is done.
 
 The default handler stops and reports. Stage 2 is a ``Stage2Map`` written as real descriptors
 into host memory outside the guest's reach (``Machine.host_memory``); ``map``/``unmap`` change it
@@ -24,12 +26,14 @@ from typing import Callable, Dict, List, Optional
 from ..semantics import systraps
 from ..semantics.syndrome import EC_DABT_LOWER, EC_HVC64, EC_IABT_LOWER, EC_SMC64, EC_SYSREG
 from . import hcr as hcr_fields
+from ..machine.translation import WalkFault
 from .stage2map import VTCR, Stage2Map, TableWriter
 
 REASONS = {EC_DABT_LOWER: "stage2-abort", EC_IABT_LOWER: "stage2-abort",
            EC_SYSREG: "sysreg-trap", EC_HVC64: "hvc", systraps.EC_WFX: "wfi",
            EC_SMC64: "smc"}
 DEFAULT_HCR = {"RW": 1, "VM": 1, "ATA": 1}
+EXIT_REASON = "el2-exit"        # a Stop with an exit status: the guest's run is over
 
 
 @dataclass
@@ -76,7 +80,15 @@ class Inject:
 
 @dataclass(frozen=True)
 class Stop:
-    reason: str = "vm-exit"
+    reason: Optional[str] = None     # default: 'el2-exit' with a code, else 'vm-exit'
+    code: Optional[int] = None       # the run's exit status (as a semihosting exit code is)
+
+    def __post_init__(self) -> None:
+        if self.code is not None and (not isinstance(self.code, int)
+                                      or isinstance(self.code, bool)):
+            raise TypeError(f"Stop code must be an int, not {self.code!r}")
+        if self.reason is None:
+            object.__setattr__(self, "reason", "vm-exit" if self.code is None else EXIT_REASON)
 
 
 def stop_handler(vm_exit: VmExit):
@@ -152,6 +164,23 @@ class Shim:
         self.stage2.remove(ipa, size)
         self._write_tables()
 
+    # --- what a hypervisor reaches besides the tables -----------------------------------------
+    def write_console(self, text: str) -> None:
+        """Print on the machine's console (what ``run`` shows and its JSON's "console" holds),
+        as a hypervisor prints on its own UART."""
+        self.m.board.output(text)
+
+    def stage1_ipa(self, va: int) -> Optional[int]:
+        """The IPA the guest's EL1&0 stage 1 gives ``va`` for a read at EL1 -- what AT S1E1R
+        leaves in PAR_EL1 -- or None where stage 1 faults (or stage 2 faults on its walk).
+        HPFAR_EL2 is UNKNOWN for a stage-2 Permission fault; a hypervisor finds the IPA so."""
+        m = self.m
+        t = m.mmu.stage1.translate(va, 1, "r", m.mmu.regime(1))
+        if isinstance(t, WalkFault):
+            # a fault at the final stage-2 lookup: stage 1 succeeded and gave t.ipa
+            return t.ipa if t.stage == 2 and not t.s1ptw else None
+        return t.pa if t.ipa is None else t.ipa
+
     # --- exits ------------------------------------------------------------------------------
     def _exit(self, rec, preferred_return: int) -> None:
         """ExceptionUnit hands over every exception aimed at EL2 (may raise _Stop)."""
@@ -176,9 +205,11 @@ class Shim:
         if isinstance(action, Inject):
             m.exc.enter(1, action.esr, action.far, rec.pc)
             return
+        if not isinstance(action, Stop):
+            raise TypeError(f"the VM-exit handler returned {action!r}, not Resume, Inject, "
+                            f"Stop or None")
         rec.vm_exit = vm_exit
-        m.events.pending = ("stop", RunResult(getattr(action, "reason", "vm-exit"), None, rec,
-                                              rec.pc))
+        m.events.pending = ("stop", RunResult(action.reason, action.code, rec, rec.pc))
         m.eng.set_pc(rec.pc)
         raise _Stop
 
