@@ -262,18 +262,8 @@ def prepare(args: argparse.Namespace):
 
 def install_el2_handler(machine, path: str) -> None:
     """Load FILE.py and give the shim the handler its make_handler(shim) returns."""
-    import importlib.util
-    check_input_file(path)
-    with host_failures(path, "cannot load the EL2 handler"):
-        spec = importlib.util.spec_from_file_location("aarch64mte_el2_handler", path)
-        if spec is None or spec.loader is None:
-            raise InputError(f"{path}: not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    make = getattr(module, "make_handler", None)
-    if not callable(make):
-        raise InputError(f"{path}: defines no make_handler(shim)")
-    machine.shim.handler = make(machine.shim)
+    from aarch64mte.el2.handler_file import load
+    load(machine.shim, path)
 
 
 def machine_from_args(args: argparse.Namespace):
