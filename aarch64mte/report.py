@@ -239,8 +239,8 @@ def vm_exits(machine) -> list:
     shim = getattr(machine, "shim", None)
     out = []
     for e in getattr(shim, "exits", None) or []:
-        d = {k: (hex64(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-             for k, v in e.as_dict().items()}
+        d = {k: (hex64(v) if isinstance(v, int) and not isinstance(v, bool) and k != "index"
+                 else v) for k, v in e.as_dict().items()}
         d["ec"] = e.ec
         d["ec_name"] = ec_name(e.ec)
         d["insn"] = disassemble(machine, e.pc)

@@ -183,7 +183,8 @@ class TableWriter:
         def new_table() -> int:
             t = next_free[0]
             if t + PAGE > self.base + self.size:
-                raise InputError("the stage-2 tables need more host memory than the shim has")
+                raise InputError(f"its stage-2 tables need more host memory than the shim "
+                                 f"has ({self.size >> 10} KiB)", s2.source)
             next_free[0] += PAGE
             tables[t] = [0] * 512
             return t
