@@ -41,15 +41,30 @@ class Boot:
         return regs
 
 
+_cache: Dict[tuple, object] = {}
+
+
 def read_image(path: str, profile=None):
-    """(image, profile) of an assembly source or an ELF file (InputError if it is bad)."""
+    """(image, profile) of an assembly source or an ELF file (InputError if it is bad). An
+    unchanged file is read once (the race model loads the same guest many times)."""
     ext = os.path.splitext(path)[1]
-    if ext in (".s", ".S", ".asm"):
+    try:
+        st = os.stat(path)
+        key = (os.path.abspath(path), st.st_mtime_ns, st.st_size)
+    except OSError:
+        key = None
+    if key is not None and key in _cache:
+        image, kind = _cache[key]
+    elif ext in (".s", ".S", ".asm"):
         from ..assembler import assemble_file
         image, kind = assemble_file(path), "snippet"
     else:
         from ..elf import load_elf
         image, kind = load_elf(path), "virt"
+    if key is not None:
+        if len(_cache) >= 32:
+            _cache.clear()
+        _cache[key] = (image, kind)
     profile = profile or kind
     if profile not in ("snippet", "virt"):
         raise KvmError("load", "EINVAL", f"unknown profile {profile!r} (snippet, virt)")

@@ -16,7 +16,7 @@ exists to show.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Deque, Dict, Iterator, List, Optional
+from typing import Callable, Deque, Dict, Iterator, Optional
 
 from .errors import KvmError
 
@@ -48,42 +48,40 @@ class Page:
 
 
 class Step:
-    """One atomic step of a path that initialises tags (what the race model interleaves)."""
-    __slots__ = ("label",)
+    """One atomic step of a path that initialises tags (what the race model interleaves):
+    its effect is done when it is yielded. ``until``: the path cannot take its next step
+    before ``until()`` is true (smp_cond_load_acquire on PG_mte_tagged)."""
+    __slots__ = ("label", "until")
 
-    def __init__(self, label: str) -> None:
+    def __init__(self, label: str, until: Optional[Callable[[], bool]] = None) -> None:
         self.label = label
+        self.until = until
+
+    def ready(self) -> bool:
+        return self.until is None or self.until()
 
     def __repr__(self) -> str:
         return f"Step({self.label!r})"
 
 
-class Wait:
-    """The path cannot go on until ``ready()`` (smp_cond_load_acquire on PG_mte_tagged)."""
-    __slots__ = ("label", "ready")
-
-    def __init__(self, label: str, ready: Callable[[], bool]) -> None:
-        self.label = label
-        self.ready = ready
-
-
 def drive(steps: Iterator) -> object:
     """Run a step generator to its end alone (no other path runs between its steps) and return
-    its value. Alone, a Wait that is not ready can never become ready: that is a deadlock."""
+    its value. Alone, a path that must wait for another can never go on: a deadlock."""
     while True:
         try:
             item = next(steps)
         except StopIteration as stop:
             return stop.value
-        if isinstance(item, Wait) and not item.ready():
+        if not item.ready():
             raise RuntimeError(f"deadlock: {item.label} with no other path running")
 
 
 class Frames:
     """The frame allocator over the machine's RAM and the tag primitives.
 
-    ``frames[pa]`` is the Page of each frame. Frame 0 is the shared zero page. Freed frames go
-    to the end of the free list, so a page that leaves memory comes back in another frame."""
+    ``pages[pa]`` is the Page of each frame. Frame 0 is the shared zero page. Frames never used
+    are handed out before freed ones, so a page that leaves memory comes back in another frame
+    (with another frame's stale tags)."""
 
     def __init__(self, machine, stale_tags: bool = True) -> None:
         self.m = machine
@@ -94,11 +92,11 @@ class Frames:
         self._fresh = iter(range(base + PAGE_SIZE, base + size, PAGE_SIZE))
         self._free: Deque[int] = deque()
         self.allocated = 0
-        # the zero page: its data is zero and its tags are cleared at boot (cpu_enable_mte),
-        # and it is marked tagged so that no later path clears it again
+        # the zero page: its data is zero and its tags are cleared at boot (cpu_enable_mte,
+        # under try_page_mte_tagging), and it is marked tagged so no later path clears it
         self.zero_page = Page(base)
         self.zero_page.kind = "zero"
-        self.zero_page.mte_tagged = True
+        self.zero_page.mte_lock = self.zero_page.mte_tagged = True
         self.pages[base] = self.zero_page
         self.clear_tags(self.zero_page)
 
@@ -106,16 +104,16 @@ class Frames:
     def alloc(self, kind: str, op: str = "page allocation") -> Page:
         """A frame for ``kind`` use: data as the previous owner left it (the caller zeroes or
         fills it), tags stale, flags clear."""
-        if self._free:
-            pa = self._free.popleft()
-        else:
-            pa = next(self._fresh, None)
-            if pa is None:
-                raise KvmError(op, "ENOMEM", f"the host has no free page left "
-                               f"({self.m.ram.size >> 20} MiB of RAM; swap pages out or give "
-                               f"the host more RAM)")
+        pa = next(self._fresh, None)
+        if pa is not None:
             if self.stale_tags:
                 self.tags.set_range(pa, STALE_TAGS)
+        elif self._free:
+            pa = self._free.popleft()
+        else:
+            raise KvmError(op, "ENOMEM", f"the host has no free page left "
+                           f"({self.m.ram.size >> 20} MiB of RAM; swap pages out or give "
+                           f"the host more RAM)")
         page = self.pages.get(pa)
         if page is None:
             page = self.pages[pa] = Page(pa)
@@ -182,11 +180,14 @@ def init_tags_steps(frames: Frames, page: Page, locked: bool, who: str,
     if locked:
         won = not page.mte_lock
         page.mte_lock = True                                     # test_and_set_bit
-        yield Step(f"{who}: try_page_mte_tagging -> {'won PG_mte_lock' if won else 'lock held'}")
         if not won:
-            if not page.mte_tagged:
-                yield Wait(f"{who}: waits for PG_mte_tagged", lambda: page.mte_tagged)
+            if page.mte_tagged:
+                yield Step(f"{who}: try_page_mte_tagging -> lock held, already tagged")
+            else:
+                yield Step(f"{who}: try_page_mte_tagging -> lock held, waits for "
+                           f"PG_mte_tagged", until=lambda: page.mte_tagged)
             return False
+        yield Step(f"{who}: try_page_mte_tagging -> won PG_mte_lock")
         frames.clear_tags(page)
         if on_clear is not None:
             on_clear()
@@ -213,5 +214,3 @@ def mark_tagged(page: Page) -> None:
     page.mte_tagged = True
 
 
-def pages_in(frames: Frames) -> List[Page]:
-    return [p for p in frames.pages.values() if p.kind != "free"]
