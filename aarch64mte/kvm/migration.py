@@ -35,11 +35,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
 
-from ..errors import host_failures, read_input
+from ..errors import InputError, host_failures, read_input
 from .errors import KvmError
 from .mm import Anon, File, Memfd
 from .pages import GRANULE, GRANULES, PAGE_SIZE
@@ -260,8 +261,13 @@ def _int(v, what: str, path: str, bits: int = 64) -> int:
 
 def parse(path: str) -> dict:
     """Read and check a migration file; everything ``restore`` needs, or a KvmError."""
-    with host_failures(path):
-        data = read_input(path, MAX_FILE)
+    if not os.path.exists(path):
+        raise _bad(path, "no such file", "ENOENT")
+    try:
+        with host_failures(path):
+            data = read_input(path, MAX_FILE)
+    except InputError as e:
+        raise KvmError(OP_RESTORE, "EIO", str(e)) from None
     if len(data) < HEADER.size:
         raise _bad(path, f"truncated: {len(data)} bytes, shorter than the {HEADER.size}-byte "
                          f"header", "EBADMSG")
@@ -290,7 +296,9 @@ def parse(path: str) -> dict:
         records.append((kind, payload[off:off + n]))
         off += n
     if len(records) != nrec or not records or records[-1][0] != END:
-        raise _bad(path, "the records do not end with END as the header says", "EBADMSG")
+        raise _bad(path, f"corrupted: {len(records)} records ending in kind "
+                         f"{records[-1][0] if records else None}; the header says {nrec}, "
+                         f"ending in END", "EBADMSG")
     if records[0][0] != CONFIG:
         raise _bad(path, "the first record is not CONFIG")
     cfg = _json(records[0][1], path, "CONFIG")

@@ -140,7 +140,9 @@ class Vcpu:
         m.regs.set_pstate(ctx["pstate"] & PSTATE_MASK & ~PSTATE_TCO)
         m.set_reg("tco", (ctx["pstate"] >> 25) & 1)
         for name in REGISTERS:
-            if name not in ("pstate", "pc"):
+            # a write of a translation register drops the machine's derived state: only the
+            # ones that differ are written
+            if name not in ("pstate", "pc") and m.reg(name) != ctx[name]:
                 m.set_reg(name, ctx[name])
         m.set_reg("pc", ctx["pc"])
         m.mte.rng = self.rng

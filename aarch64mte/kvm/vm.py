@@ -220,6 +220,12 @@ class Vm:
         self.stage2.unmap(slot.ipa, slot.size)
         self.memslots.remove(slot)
 
+    def invalidate_stage2(self, ipa: int, size: int = PAGE_SIZE) -> int:
+        """Drop KVM's stage-2 mappings of [ipa, ipa + size) while the host pages stay (what an
+        MMU-notifier invalidation for page aging does): the guest's next access faults again.
+        Returns how many pages were mapped."""
+        return self.stage2.unmap(ipa, size)
+
     def slot_at(self, ipa: int) -> Optional[Memslot]:
         for s in self.memslots:
             if s.contains(ipa):
