@@ -131,7 +131,8 @@ def restore_bytes(tmp_path, data):
 
 
 @given(cut=st.integers(min_value=0, max_value=10**6))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_truncated_file_is_refused(tmp_path, saved, cut):
     cut %= len(saved)
     e = restore_bytes(tmp_path, saved[:cut])
@@ -139,7 +140,8 @@ def test_a_truncated_file_is_refused(tmp_path, saved, cut):
 
 
 @given(pos=st.integers(min_value=0), bit=st.integers(min_value=0, max_value=7))
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_a_corrupted_file_is_refused(tmp_path, saved, pos, bit):
     pos %= len(saved)
     data = bytearray(saved)

@@ -50,7 +50,8 @@ def test_a_swapped_out_page_comes_back_with_its_tags():
     info = vm.page_info(PAGE)
     assert info["mte_tagged"] and info["pa"] != before      # another frame...
     s = vm.host.stats
-    assert (s.swap_outs, s.swap_ins, s.tags_saved_to_swap, s.tags_restored_from_swap) == (1, 1, 1, 1)
+    assert (s.swap_outs, s.swap_ins, s.tags_saved_to_swap,
+            s.tags_restored_from_swap) == (1, 1, 1, 1)
     # ...whose stale tags the restore overwrote, and which KVM did not clear again
     assert bytes(vm.read_tags(PAGE, 0x1000)) == expected_tags()
     assert vm.host.swap.saved_tags(entry) is None           # the entry is freed

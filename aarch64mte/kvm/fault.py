@@ -101,6 +101,7 @@ def user_mem_abort_steps(vm, ipa: int, slot, write: bool, perm: bool, who: str):
             host.stats.pages_sanitised += 1
         yield from init_tags_steps(host.frames, page, host.tag_init == "locked", who,
                                    on_clear=counted)
+    page.guest_mapped = True
     vm.stage2.map_page(ipa, page.pa, writable)
     vm.stats.pages_mapped += 1
     if page is host.frames.zero_page:

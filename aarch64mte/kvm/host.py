@@ -74,7 +74,7 @@ class Host:
         self.current = None                # the loaded vCPU
         self._areas: List[Optional[object]] = []
 
-    # --- memory objects the VMMs can map ------------------------------------------------------
+    # --- memory objects the VMMs can map ----------------------------------------------------------
     def memfd(self, size: int, name: str = "memfd") -> Memfd:
         """A tmpfs/memfd object: MAP_SHARED mappings of it in several VMs share its pages."""
         return Memfd(_page_multiple(size, "memfd"), name)
@@ -83,7 +83,7 @@ class Host:
         """A regular file on a disk filesystem (its pages cannot hold tags)."""
         return File(_page_multiple(size, "file"), name, data)
 
-    # --- KVM-wide state -------------------------------------------------------------------------
+    # --- KVM-wide state ---------------------------------------------------------------------------
     def count_sync_clear(self) -> None:
         self.stats.mte_sync_clears += 1
 
@@ -117,6 +117,8 @@ class Host:
             # KVM_RUN returns the error; the guest stays at the instruction that exited
             vcpu._stop = dict(reason="error", exit=vm_exit, error=err)
             return Stop("error")
+        finally:
+            self.frames.flush_code()
 
 
 def _page_multiple(size: int, what: str) -> int:

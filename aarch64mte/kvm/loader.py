@@ -79,9 +79,9 @@ def plan(vm, image, profile: str, tcf: int) -> Tuple[Boot, List[Tuple[int, bytes
             continue
         slot = vm.slot_at(seg.addr)
         if slot is None or slot.backing.pfnmap or not slot.contains(seg.addr + len(seg.data) - 1):
-            raise KvmError("load", "EFAULT",
-                           f"segment {seg.name or '?'} at {seg.addr:#x}..{seg.addr + len(seg.data):#x}"
-                           f" is not inside one RAM memslot")
+            end = seg.addr + len(seg.data)
+            raise KvmError("load", "EFAULT", f"segment {seg.name or '?'} at {seg.addr:#x}.."
+                                             f"{end:#x} is not inside one RAM memslot")
         writes.append((seg.addr, bytes(seg.data)))
     boot = Boot(profile, image.entry, image.text_end, dict(image.symbols))
     if profile == "virt":

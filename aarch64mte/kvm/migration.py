@@ -76,7 +76,7 @@ class MigrationReport:
         return [f"{t.ipa:#x}: tag {t.tag:#x} -> {t.saved:#x}" for t in self.lost]
 
 
-# --- what a source VM has ------------------------------------------------------------------------
+# --- what a source VM has -------------------------------------------------------------------------
 
 def populated_pages(vm) -> List[int]:
     """IPAs of the guest pages the host holds something for (a frame of their own or a swap
@@ -242,7 +242,7 @@ class LiveMigration:
         return self.report
 
 
-# --- restore ---------------------------------------------------------------------------------------
+# --- restore --------------------------------------------------------------------------------------
 
 def _bad(path: str, message: str, errno_name: str = "EINVAL") -> KvmError:
     return KvmError(OP_RESTORE, errno_name, f"{path}: {message}")

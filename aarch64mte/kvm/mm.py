@@ -122,7 +122,7 @@ class Mm:
         self._next = HVA_BASE
         self.notifiers: List[Callable[[int], None]] = []   # invalidate(hva page)
 
-    # --- mappings ---------------------------------------------------------------------------
+    # --- mappings ---------------------------------------------------------------------------------
     def mmap(self, size: int, backing: Backing, prot_mte: bool = False, pgoff: int = 0) -> Vma:
         start = self._next
         self._next += (size + 0x20_0000 - 1) & ~(0x20_0000 - 1)   # 2 MiB apart
@@ -153,7 +153,7 @@ class Mm:
         for n in self.notifiers:
             n(hva & ~(PAGE_SIZE - 1))
 
-    # --- handle_mm_fault ----------------------------------------------------------------------
+    # --- handle_mm_fault --------------------------------------------------------------------------
     def fault(self, hva: int, write: bool, who: str = "vmm") -> Page:
         return drive(self.fault_steps(hva, write, who))
 
@@ -217,7 +217,7 @@ class Mm:
             self.host.stats.pages_zeroed_with_tags += 1
         return page
 
-    # --- swap -------------------------------------------------------------------------------
+    # --- swap -------------------------------------------------------------------------------------
     def swap_out(self, hva: int) -> Optional[int]:
         """Reclaim the anonymous page at ``hva`` (as MADV_PAGEOUT does): KVM is told first,
         then data and, for a tagged page, its tags go to swap and the frame is freed. Returns

@@ -29,14 +29,14 @@ STALE_TAGS = bytes(1 + (g % 15) for g in range(GRANULES))
 
 class Page:
     """``struct page`` for one frame: its PA, the MTE flags and who uses it."""
-    __slots__ = ("pa", "mte_tagged", "mte_lock", "kind", "mapcount")
+    __slots__ = ("pa", "mte_tagged", "mte_lock", "kind", "guest_mapped")
 
     def __init__(self, pa: int) -> None:
         self.pa = pa
         self.mte_tagged = False          # PG_mte_tagged
         self.mte_lock = False            # PG_mte_lock
         self.kind = "free"               # free | zero | anon | shmem | file
-        self.mapcount = 0
+        self.guest_mapped = False        # the frame has been mapped into a guest (ever)
 
     @property
     def pfn(self) -> int:
@@ -92,6 +92,7 @@ class Frames:
         self._fresh = iter(range(base + PAGE_SIZE, base + size, PAGE_SIZE))
         self._free: Deque[int] = deque()
         self.allocated = 0
+        self.code_stale = False
         # the zero page: its data is zero and its tags are cleared at boot (cpu_enable_mte,
         # under try_page_mte_tagging), and it is marked tagged so no later path clears it
         self.zero_page = Page(base)
@@ -100,7 +101,7 @@ class Frames:
         self.pages[base] = self.zero_page
         self.clear_tags(self.zero_page)
 
-    # --- allocation -------------------------------------------------------------------------
+    # --- allocation -------------------------------------------------------------------------------
     def alloc(self, kind: str, op: str = "page allocation") -> Page:
         """A frame for ``kind`` use: data as the previous owner left it (the caller zeroes or
         fills it), tags stale, flags clear."""
@@ -119,7 +120,6 @@ class Frames:
             page = self.pages[pa] = Page(pa)
         page.kind = kind
         page.mte_tagged = page.mte_lock = False
-        page.mapcount = 0
         self.allocated += 1
         return page
 
@@ -132,20 +132,28 @@ class Frames:
         self.allocated -= 1
         self._free.append(page.pa)
 
-    # --- data -------------------------------------------------------------------------------
+    # --- data -------------------------------------------------------------------------------------
     def read(self, page: Page, offset: int = 0, n: int = PAGE_SIZE) -> bytes:
         return self.m.read_mem(page.pa + offset, n, physical=True)
 
     def write(self, page: Page, data: bytes, offset: int = 0) -> None:
-        """Host writes to a frame (a copy, a swap-in, a load): the engine's translated code
-        for it, if it held code before, is dropped."""
+        """Host writes to a frame (a copy, a swap-in, a load). A frame a guest may have run
+        code from leaves the engine's translated code stale until ``flush_code``."""
         self.m.write_mem(page.pa + offset, data, physical=True)
-        self.m.uc.ctl_flush_tb()
+        if page.guest_mapped:
+            self.code_stale = True
+
+    def flush_code(self) -> None:
+        """Drop the engine's translated code if a host write may have changed code (before
+        the guest runs on)."""
+        if self.code_stale:
+            self.code_stale = False
+            self.m.uc.ctl_flush_tb()
 
     def zero(self, page: Page) -> None:
         self.write(page, bytes(PAGE_SIZE))
 
-    # --- tags: the kernel's page-sized tag routines (arch/arm64/lib/mte.S) --------------------
+    # --- tags: the kernel's page-sized tag routines (arch/arm64/lib/mte.S) ------------------------
     def clear_tags(self, page: Page) -> None:
         """mte_clear_page_tags: every granule's tag to 0 (STGM xzr over the page)."""
         self.tags.fill(page.pa, GRANULES, 0)
@@ -164,7 +172,7 @@ class Frames:
         self.tags.set(pa, tag)
 
 
-# --- the flag protocols --------------------------------------------------------------------------
+# --- the flag protocols ---------------------------------------------------------------------------
 
 def init_tags_steps(frames: Frames, page: Page, locked: bool, who: str,
                     on_clear: Optional[Callable[[], None]] = None):

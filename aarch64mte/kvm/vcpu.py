@@ -28,7 +28,6 @@ SYSREGS = ["sctlr_el1", "actlr_el1", "cpacr_el1", "ttbr0_el1", "ttbr1_el1", "tcr
            "mair_el1", "vbar_el1", "contextidr_el1", "spsr_el1", "elr_el1", "esr_el1",
            "far_el1", "par_el1", "tpidr_el1", "tpidr_el0", "tpidrro_el0",
            "gcr_el1", "rgsr_el1", "tfsr_el1", "tfsre0_el1"]
-MTE_SYSREGS = ("gcr_el1", "rgsr_el1", "tfsr_el1", "tfsre0_el1")
 REGISTERS = GPRS + ["sp_el0", "sp_el1", "pc", "pstate", "fpsr", "fpcr"] + SIMD + SYSREGS
 PSTATE_TCO = 1 << 25
 PSTATE_MASK = 0xFFFF_FFFF
@@ -72,7 +71,7 @@ class Vcpu:
         self._stop: Optional[dict] = None
         self._retries = 0
 
-    # --- registers --------------------------------------------------------------------------
+    # --- registers --------------------------------------------------------------------------------
     @property
     def loaded(self) -> bool:
         return self.vm.host.current is self
@@ -109,7 +108,7 @@ class Vcpu:
             self._save()
         return dict(self.ctx)
 
-    # --- world switch -----------------------------------------------------------------------
+    # --- world switch -----------------------------------------------------------------------------
     def load(self) -> None:
         """vcpu_load: put the running vCPU's registers away, load ours and our VM's EL2
         state (HCR_EL2, VTTBR_EL2), and invalidate the TLBs."""
@@ -151,7 +150,7 @@ class Vcpu:
             m._hook_text_end()
         m.mmu.invalidate()
 
-    # --- KVM_RUN ----------------------------------------------------------------------------
+    # --- KVM_RUN ----------------------------------------------------------------------------------
     def run(self, max_insns: int = 1_000_000) -> RunResult:
         """Run the guest until something the VMM must see: the end of the program's text, an
         exception the guest has no vectors for, an MMIO access no device claims, a PSCI
@@ -163,6 +162,7 @@ class Vcpu:
             raise KvmError("KVM_RUN", "EBUSY", f"{self.name} has a stage-2 fault in progress")
         self.load()
         self.complete_mmio()
+        self.vm.host.frames.flush_code()
         m = self.vm.host.machine
         m.shim.exits.clear()                 # the model keeps its own counts
         start = m.counters.insns
@@ -202,8 +202,9 @@ class Vcpu:
         self.set_reg("pc", a.pc + 4)
         a.completed = True
 
-    # --- exits KVM handles ------------------------------------------------------------------
+    # --- exits KVM handles ------------------------------------------------------------------------
     def handle_exit(self, e: VmExit):
+        """The shim's handler while this vCPU is loaded: an el2 action (Resume, Inject, Stop)."""
         if e.reason == "stage2-abort":
             action = guest_abort(self, e)
         elif e.reason == "sysreg-trap":

@@ -111,7 +111,7 @@ class Vm:
         if mte:
             self.enable_mte()
 
-    # --- capabilities -----------------------------------------------------------------------
+    # --- capabilities -----------------------------------------------------------------------------
     def enable_mte(self) -> None:
         """KVM_ENABLE_CAP(KVM_CAP_ARM_MTE): only before the first vCPU exists."""
         if self.vcpus:
@@ -140,7 +140,7 @@ class Vm:
             value &= ~(0xF << 8)
         return value
 
-    # --- memory slots -----------------------------------------------------------------------
+    # --- memory slots -----------------------------------------------------------------------------
     def add_memslot(self, ipa: int, size: int, backing: Union[str, Backing] = "anon",
                     file: Optional[Backing] = None, prot_mte: bool = False,
                     readonly: bool = False, log_dirty: bool = False) -> Memslot:
@@ -239,7 +239,7 @@ class Vm:
             if s.vma.start <= hva < s.vma.end:
                 self.stage2.unmap(s.ipa + (hva - s.vma.start))
 
-    # --- devices ------------------------------------------------------------------------------
+    # --- devices ----------------------------------------------------------------------------------
     def add_device(self, ipa: int, size: int, device) -> None:
         """A VMM device model answering MMIO in [ipa, ipa + size) without a return from run."""
         self.devices.append((ipa, size, device))
@@ -255,7 +255,7 @@ class Vm:
         """What the guest wrote to the UART."""
         return "".join(self._console)
 
-    # --- vCPUs and the program ----------------------------------------------------------------
+    # --- vCPUs and the program --------------------------------------------------------------------
     def create_vcpu(self) -> Vcpu:
         """KVM_CREATE_VCPU (+ KVM_ARM_VCPU_INIT): the new vCPU starts as ``load`` set up."""
         vcpu = Vcpu(self, len(self.vcpus))
@@ -292,7 +292,7 @@ class Vm:
     def symbols(self) -> Dict[str, int]:
         return dict(self.boot.symbols) if self.boot else {}
 
-    # --- the host's view of guest memory --------------------------------------------------------
+    # --- the host's view of guest memory ----------------------------------------------------------
     def _page_of(self, ipa: int):
         """(page or None, saved tags or None) at ``ipa`` now, faulting nothing in."""
         slot = self.slot_at(ipa)
@@ -408,7 +408,7 @@ class Vm:
         self.stats.copy_tags_bytes += done
         return done
 
-    # --- the VMM's accesses -------------------------------------------------------------------------
+    # --- the VMM's accesses -----------------------------------------------------------------------
     def vmm_access(self, mode: str, who: str = "vmm") -> VmmAccess:
         """The VMM reading and writing guest memory: 'checked', 'tco' or 'untagged' (vmm.py)."""
         return VmmAccess(self, mode, who)
@@ -426,7 +426,7 @@ class Vm:
         if any(s.logging for s in self.memslots):
             self.vmm_dirty.add(ipa & ~(PAGE_SIZE - 1))
 
-    # --- swap -----------------------------------------------------------------------------------------
+    # --- swap -------------------------------------------------------------------------------------
     def swap_out(self, ipa: int, npages: int = 1) -> List[Optional[int]]:
         """Have the host reclaim the anonymous pages at ``ipa`` (MADV_PAGEOUT on the VMM's
         mapping): swap entries, None for a page with nothing of its own to swap."""
@@ -439,7 +439,7 @@ class Vm:
             out.append(self.mm.swap_out(slot.hva_of(a)))
         return out
 
-    # --- dirty logging ----------------------------------------------------------------------------------
+    # --- dirty logging ----------------------------------------------------------------------------
     def enable_dirty_logging(self) -> None:
         """KVM_MEM_LOG_DIRTY_PAGES on every RAM memslot: stage 2 becomes read-only, so each
         write (a tag store included) faults and is logged."""
@@ -468,7 +468,7 @@ class Vm:
             s.logging = False
             s.dirty.clear()
 
-    # --- migration --------------------------------------------------------------------------------------
+    # --- migration --------------------------------------------------------------------------------
     def save(self, path: str, tags: str = "copy_tags"):
         """Write RAM, tags and vCPU state to ``path`` (see ``migration``); returns a report of
         what was saved and which tags were lost on the way."""

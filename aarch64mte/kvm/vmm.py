@@ -41,7 +41,7 @@ class VmmAccess:
         self.tagged = mode != "untagged"
         self._aliases = {}
 
-    # --- where an address is ------------------------------------------------------------------
+    # --- where an address is ----------------------------------------------------------------------
     def _vma_hva(self, ipa: int):
         vm = self.vm
         slot = vm.slot_at(ipa)
@@ -72,7 +72,7 @@ class VmmAccess:
         from .pages import drive
         return drive(self.page_steps(ipa, write))
 
-    # --- data ---------------------------------------------------------------------------------
+    # --- data -------------------------------------------------------------------------------------
     def read(self, ptr: int, n: int) -> bytes:
         return self._access(ptr, n, None)
 
@@ -111,7 +111,7 @@ class VmmAccess:
         self.vm.stats.vmm_bytes += n
         return bytes(out) if data is None else None
 
-    # --- tags (LDG / STG through this mapping) ------------------------------------------------
+    # --- tags (LDG / STG through this mapping) ----------------------------------------------------
     def ldg(self, ptr: int) -> int:
         return self.read_tags(ptr, GRANULE)[0]
 
