@@ -12,6 +12,7 @@ import errno
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from aarch64mte.kvm import KVM_ARM_TAGS_FROM_GUEST, KvmError, Vm
 from aarch64mte.kvm.pages import GRANULES
@@ -125,3 +126,21 @@ def test_a_vm_without_mte_has_no_copy_tags():
     with pytest.raises(KvmError) as e:
         vm.copy_tags(RAM, 0x1000, bytearray(GRANULES))
     assert e.value.errno == errno.EINVAL and "KVM_CAP_ARM_MTE" in str(e.value)
+
+
+@given(tags=st.binary(min_size=2 * GRANULES, max_size=2 * GRANULES),
+       granule=st.integers(min_value=0, max_value=2 * GRANULES - 1))
+@settings(max_examples=15, deadline=None)
+def test_tags_copied_in_are_what_the_guest_and_copy_out_see(tags, granule):
+    tags = bytes(t & 0xF for t in tags)
+    vm = Vm(mte=True)
+    vm.add_memslot(RAM, SIZE)
+    vcpu = vm.create_vcpu()
+    vm.load(str(ASM / "tag_peek_poke.S"))
+    assert vm.copy_tags(PAGE, 0x2000, tags, to_guest=True) == 0x2000
+    out = bytearray(2 * GRANULES)
+    assert vm.copy_tags(PAGE, 0x2000, out) == 0x2000 and bytes(out) == tags
+    vcpu.set_reg("x0", PAGE + 16 * granule)
+    vcpu.set_reg("x1", 16)
+    assert vcpu.run().reason == "end"
+    assert vcpu.reg("x10") == tags[granule]                 # LDG in the guest

@@ -33,6 +33,7 @@ def test_a_vm_with_mte_sees_it_and_its_tags_are_checked():
     vm, vcpu = new_vm(True, "mte_probe.S")
     r = vcpu.run()
     assert (vcpu.reg("x10") >> 8) & 0xF == 0b0011        # FEAT_MTE3, the CPU's, passed on
+    assert vcpu.reg("x13") == 0xE                          # IRG: the LFSR's first tag
     assert vcpu.reg("x11") == 6                            # STG then LDG
     # the load through tag 9 takes a synchronous Tag Check Fault: DFSC 0b010001, EC 0x25
     assert r.reason == "exception"
@@ -50,7 +51,8 @@ def test_a_vm_without_mte_sees_none_and_runs_with_ata_clear():
     r = vcpu.run()
     assert r.reason == "end"
     assert (vcpu.reg("x10") >> 8) & 0xF == 0               # ID_AA64PFR1_EL1.MTE reads 0
-    assert vcpu.reg("x11") == 0                            # LDG: tag access disabled
+    assert vcpu.reg("x13") == 0                            # IRG: tag access disabled
+    assert vcpu.reg("x11") == 0                            # LDG: likewise
     assert vcpu.reg("x12") == 0x1234                       # the wrong tag is not checked
     assert not vm.host.machine.reg("hcr_el2") & HCR_ATA
     # nothing cleared the page's tags and the STG stored none: the frame still holds the
@@ -106,3 +108,31 @@ def test_enabling_mte_before_the_first_vcpu():
     vm.load(str(ASM / "mte_probe.S"))
     assert vcpu.run().reason == "exception"
     assert vcpu.reg("x11") == 6
+
+
+def test_an_elf_gets_the_virt_profile(tmp_path):
+    """An ELF starts as QEMU virt's CPU does (MMU off, SCTLR_EL1 at reset); with the MMU off
+    its data accesses are Device (no tags, AArch64.S1DisabledOutput) and still reach the VMM's
+    UART by MMIO."""
+    from aarch64mte.assembler import assemble
+    from aarch64mte.elf import write_elf
+    source = """
+        .text
+    _start:
+        ldr  x1, =0x09000000
+        mov  w2, #'K'
+        strb w2, [x1]
+        mrs  x10, sctlr_el1
+        ldr  x0, =0x84000008
+        hvc  #0
+    """
+    elf = tmp_path / "guest.elf"
+    write_elf(assemble(source, "guest.s"), str(elf))
+    vm = Vm(mte=True)
+    vm.add_memslot(0x4000_0000, 0x80_0000)
+    vcpu = vm.create_vcpu()
+    vm.load(str(elf))
+    assert vm.boot.profile == "virt"
+    r = vcpu.run()
+    assert r.reason == "system-event" and vm.console == "K"
+    assert vcpu.reg("x10") & 1 == 0                         # SCTLR_EL1.M: the MMU is off

@@ -13,6 +13,7 @@ import errno
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from aarch64mte.kvm import Host, KvmError, Vm, VmmTagCheckFault
 
@@ -125,3 +126,28 @@ def test_a_vmm_thread_mapping_a_memfd_with_prot_mte_initialises_its_tags_once():
         (0x8000_0018, 0, 4)
     assert host.stats.mte_sync_clears == 1
     assert vm.vmm_access("untagged").read(0x8000_0010, 2) == b"ok"
+
+
+@given(alloc=st.lists(st.integers(0, 15), min_size=4, max_size=4),
+       tag=st.integers(0, 15), start=st.integers(0, 63), length=st.integers(1, 64 - 1))
+@settings(max_examples=30, deadline=None)
+def test_a_checked_access_faults_exactly_when_a_touched_granule_differs(alloc, tag, start,
+                                                                         length):
+    length = min(length, 64 - start)
+    host = Host(ram_size=4 << 20)
+    vm = Vm(mte=True, host=host)
+    vm.add_memslot(0x8000_0000, 0x1000, "shared")
+    acc = vm.vmm_access("checked")
+    acc.write_tags(0x8000_0000, alloc)
+    touched = {alloc[g] for g in range(start // 16, (start + length - 1) // 16 + 1)}
+    ptr = (tag << 56) | (0x8000_0000 + start)
+    try:
+        acc.write(ptr, b"\x5a" * length)
+        faulted = None
+    except VmmTagCheckFault as f:
+        faulted = f
+    assert (faulted is None) == (touched == {tag})          # AArch64.CheckTag per granule
+    if faulted is not None:
+        first = next(g for g in range(start // 16, 4) if alloc[g] != tag)
+        assert faulted.address == (tag << 56) | (0x8000_0000 + max(start, 16 * first))
+        assert vm.vmm_access("tco").read(0x8000_0000, 64) == bytes(64)   # nothing written
