@@ -141,3 +141,14 @@ def test_psci_system_off_ends_the_run_with_a_system_event():
     assert vcpu.reg("x10") == 0x1_0001                      # PSCI 1.1
     assert r.pc == image.entry + 5 * 4                      # after the second HVC
     assert vm.stats.hypercalls == 2
+
+
+def test_a_host_runs_out_of_stage2_table_space_and_says_so():
+    from aarch64mte.kvm import Host
+    host = Host(ram_size=4 << 20)
+    vms = [Vm(host=host) for _ in range(7)]
+    with pytest.raises(KvmError) as e:
+        Vm(host=host)
+    assert e.value.errno == errno.ENOMEM and "7 VMs" in str(e.value)
+    vms[0].destroy()
+    assert Vm(host=host).stage2.tables.base == vms[0].stage2.tables.base

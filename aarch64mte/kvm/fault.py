@@ -11,9 +11,9 @@ write marks the page dirty.
 """
 from __future__ import annotations
 
-from ..el2 import Resume
+from ..el2 import Resume, Stop
 from .errors import KvmError
-from .pages import PAGE_SIZE, init_tags_steps
+from .pages import PAGE_SIZE, drive, init_tags_steps
 
 EC_IABT_LOWER, EC_DABT_LOWER = 0x20, 0x24
 FSC_TRANSLATION, FSC_ACCESS, FSC_PERMISSION = 0x04, 0x08, 0x0C
@@ -60,18 +60,12 @@ def guest_abort(vcpu, e):
         return vcpu.internal_error(e, "unexpected stage-2 read permission fault")
     if ipa in vcpu.defer_faults:
         vcpu.deferred = (e, slot, write, perm)       # the race scheduler goes on from here
-        from ..el2 import Stop
         return Stop("deferred-fault")
-    result = _drive_alone(user_mem_abort_steps(vm, ipa, slot, write, perm, vcpu.name))
+    result = drive(user_mem_abort_steps(vm, ipa, slot, write, perm, vcpu.name))
     if vcpu.too_many_retries(result == "retry"):
         return vcpu.internal_error(e, f"IPA {ipa:#x} faulted again {RETRY_LIMIT} times without "
                                       f"the host page settling")
     return Resume()
-
-
-def _drive_alone(steps):
-    from .pages import drive
-    return drive(steps)
 
 
 def user_mem_abort_steps(vm, ipa: int, slot, write: bool, perm: bool, who: str):

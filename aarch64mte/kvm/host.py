@@ -72,7 +72,8 @@ class Host:
         self.stats = HostStats()
         self.vms: List[object] = []
         self.current = None                # the loaded vCPU
-        self._areas: List[Optional[object]] = []
+        # area 0 holds the shim's own (empty) tables; each VM gets one of the others
+        self._areas: List[Optional[object]] = [self.machine.shim]
 
     # --- memory objects the VMMs can map ----------------------------------------------------------
     def memfd(self, size: int, name: str = "memfd") -> Memfd:
@@ -96,9 +97,9 @@ class Host:
                 if i >= len(self._areas):
                     self._areas.append(None)
                 self._areas[i] = vm
-                return VmTables(host.base + i * TABLE_AREA, TABLE_AREA, host.write, vmid=i + 1)
+                return VmTables(host.base + i * TABLE_AREA, TABLE_AREA, host.write, vmid=i)
         raise KvmError("KVM_CREATE_VM", "ENOMEM",
-                       f"this host has stage-2 table space for {slots} VMs")
+                       f"this host has stage-2 table space for {slots - 1} VMs")
 
     def release_tables(self, vm) -> None:
         for i, owner in enumerate(self._areas):
