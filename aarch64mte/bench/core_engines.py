@@ -24,6 +24,7 @@ import resource
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -144,17 +145,24 @@ def run_raw(image, timeout_s: float, clock_kind: str = "cpu") -> Run:
     uc.reg_write(cp, (1, 1, 3, 4, 0, 1 << 31))        # HCR_EL2.RW
     uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C5)        # EL1h, DAIF masked
     done = image.symbols["done"]
+    # the limit: a sleeping thread that stops the engine (emu_start's own timeout polls, and
+    # its thread's CPU time would count as the run's)
+    watchdog = threading.Timer(timeout_s, uc.emu_stop)
+    watchdog.daemon = True
     now = clock(clock_kind)
+    watchdog.start()
     t0 = now()
     try:
-        uc.emu_start(image.entry, done, timeout=int(timeout_s * 1e6))
+        uc.emu_start(image.entry, done)
     except UcError as e:
         raise BenchError(f"raw Unicorn stopped at pc={uc.reg_read(A.UC_ARM64_REG_PC):#x}: "
                          f"{e}") from None
-    seconds = now() - t0
+    finally:
+        seconds = now() - t0
+        watchdog.cancel()
     pc = uc.reg_read(A.UC_ARM64_REG_PC)
     if pc != done:
-        raise BenchError(f"raw Unicorn did not reach `done` within {timeout_s:.0f} s "
+        raise BenchError(f"raw Unicorn did not reach `done` within {timeout_s:.3g} s "
                          f"(pc={pc:#x})")
     return Run(seconds, Checksums(uc.reg_read(A.UC_ARM64_REG_X20),
                                   uc.reg_read(A.UC_ARM64_REG_X21)))
