@@ -277,6 +277,12 @@ def test_table_flags_missed_targets_and_never_prints_zero_ratios():
     for line in out.splitlines():
         if line.startswith(("mte ", "pages ")):
             assert line.rstrip().endswith(("met", "MISSED"))
+    status, out, err = bench("--iterations", 2, "--repeat", 1, "--only", "mte", "--no-qemu",
+                             "--markdown")
+    assert status == 0, err
+    head, rule, line = out.splitlines()[:3]
+    assert head.startswith("| row | what it runs | target |") and rule.startswith("|---|")
+    assert line.startswith("| mte |") and "/s**" in line and "0.000x" not in line
     assert core.ratio(0.0001234) == "0.000123x" and core.ratio(None) == "-"
     assert core.si(5e6) == "5M" and core.si(20e6) == "20M" and core.si(1234567) == "1.23M"
 

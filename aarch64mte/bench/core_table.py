@@ -102,3 +102,39 @@ def checksum_text(report: dict) -> str:
             "emulator, raw Unicorn" + (" and QEMU" if qemu else "") + "; the tag checksum "
             + ("on the emulator and QEMU" if qemu else "unchecked (no QEMU)")
             + "; every repeat alike.")
+
+
+def markdown(report: dict) -> str:
+    """The report as a Markdown table for a README: one line per row, one column per path,
+    each cell the row's figure, then the ratios to raw Unicorn and QEMU."""
+    paths = report["paths"]
+    out = ["| row | what it runs | target | " + " | ".join(paths) + " |",
+           "|---|---|---|" + "---|" * len(paths)]
+    for r in report["rows"]:
+        cells = []
+        for p in paths:
+            f = r["paths"][p]
+            star = "*" if r["raw_mte_as_nops"] == "loop" else ""
+            raw = f"{ratio(f['vs_raw'])}{star} raw"
+            qemu = [f"{ratio(f['vs_qemu'])} QEMU"] if f["vs_qemu"] is not None else []
+            if r["kind"] == "ratio":
+                fig, rest = f"{ratio(f['value'])} raw", qemu
+            elif r["kind"] == "rate":
+                fig, rest = f"{si(f['rate'])}/s", [raw] + qemu
+            else:
+                fig = f"{ratio(f['value'])} QEMU's time" if f["value"] is not None else "-"
+                rest = [f"{si(f['rate'])} {r['unit']}/s", raw]
+            mark = " (missed)" if f["met"] is False else ""
+            cells.append(f"**{fig}**{mark}; {', '.join(rest)}")
+        out.append(f"| {r['name']} | {r['what']} | {r['target_text']} | " + " | ".join(cells)
+                   + " |")
+    h = report["host"]
+    out.append("")
+    out.append(f"Best of {report['repeat']}, "
+               f"{'CPU' if report['clock'] == 'cpu' else 'wall'} time; {h['cpus']} CPUs, "
+               f"load {' '.join(f'{x:.1f}' for x in h['load'] or [])}; Unicorn {h['unicorn']}"
+               + (f", QEMU {report['qemu']['version']}" if report["qemu"] else "")
+               + ". Ratios: that engine's time / the emulator's (1.0 = as fast)."
+               + (" *: raw Unicorn ran the MTE instructions as NOPs." if any(
+                   r["raw_mte_as_nops"] == "loop" for r in report["rows"]) else ""))
+    return "\n".join(out)

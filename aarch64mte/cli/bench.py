@@ -4,7 +4,7 @@
                              [--measure ...] [--out DIR] [--plot FILE] [--no-plot]
     aarch64mte bench core [--iterations N | --scale F] [--repeat N] [--only ROW,...]
                           [--path native|python|both] [--qemu | --no-qemu] [--clock cpu|wall]
-                          [--json]
+                          [--json | --markdown]
 """
 from __future__ import annotations
 
@@ -108,6 +108,8 @@ def add_core_arguments(p: argparse.ArgumentParser) -> None:
                    help="CPU time of each run (default; robust on a shared machine) or wall "
                         "time")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the figures as a Markdown table (for a README)")
 
     def one_line_error(message: str):
         print(f"aarch64mte bench core: {message}", file=sys.stderr)
@@ -310,6 +312,8 @@ def run_core(args: argparse.Namespace) -> int:
         print("\r\x1b[K", end="", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps(report, indent=1))
+    elif args.markdown:
+        print(core_table.markdown(report))
     else:
         print(core_table.table(report))
     return 0 if report["checksums_agree"] else 1
