@@ -170,8 +170,10 @@ class Machine:
         pfr0 &= ~(0xF << 12) & ~(0 if self.el2 is not None else 0xF << 8) & ~0xFF
         pfr0 |= 0x11
         pfr1 = (cp(*ENCODINGS["ID_AA64PFR1_EL1"]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
-        # FEAT_LSE2 (ID_AA64MMFR2_EL1.AT): the alignment rules of ``semantics.alignment``
-        mmfr2 = (cp(*ENCODINGS["ID_AA64MMFR2_EL1"]) & ~(0xF << 32)) | (1 << 32)
+        # FEAT_LSE2 (ID_AA64MMFR2_EL1.AT): the alignment rules of ``semantics.alignment``;
+        # FEAT_S2FWB (.FWB): stage 2's HCR_EL2.FWB encodings
+        mmfr2 = (cp(*ENCODINGS["ID_AA64MMFR2_EL1"]) & ~(0xF << 32) & ~(0xF << 40)) \
+            | (1 << 32) | (1 << 40)
         # FEAT_MTE_PERM (ID_AA64PFR2_EL1.MTEPERM): stage 2's NoTagAccess
         return {"ID_AA64PFR0_EL1": pfr0, "ID_AA64PFR1_EL1": pfr1, "ID_AA64MMFR2_EL1": mmfr2,
                 "ID_AA64PFR2_EL1": 1}
