@@ -302,7 +302,7 @@ class Traps:
                     tcf = self.mmu.state.tcf[el]
                     mode = checks.fault_mode(tcf, False, True)
                     f = TagFault(va, ltag, atag, True, mode, pc, el)
-                    self.tagunit.faults.append(f)
+                    self.tagunit.note_fault(f)
                     if mode == "sync":
                         # no effect: the engine's fill for the block is refused
                         self.events.pending = ("tagfault", f, [], [])
