@@ -32,40 +32,10 @@ needs_tools = pytest.mark.skipif(bool(MISSING), reason="needs " + ", ".join(MISS
 
 # ---------------------------------------------------------------------------------------------
 # Emulator departures from QEMU/the architecture known today, one regular expression per class
-# (matched against disagreement signatures). The CI run tolerates these and nothing else.
-# EMPTY THIS LIST as the emulator gets fixed: a class fixed must then stay fixed.
-KNOWN_FAILING: dict[str, str] = {
-    "DC ZVA: a failed tag check or MMU fault is not delivered (the body goes on as at EL1h)":
-        r"^(el1h-exception|crash|missed-fault):dc zva:",
-    "DC ZVA: the next instruction runs twice":
-        r"^reg:[a-z.]+:changed-again-at:",
-    "SWP/LD<op>/ST<op>: tag-check fault reported with WnR = 1":
-        r"^esr:atomic:q=DA/tagchk/R:e=DA/tagchk/W$",
-    "CAS/CASP: translation fault reported with WnR = 0":
-        r"^esr:(cas|casp):q=DA/transl/W:e=DA/transl/R$",
-    "DC GVA/GZVA: MMU fault FAR is the block start":
-        r"^far:dc g(z)?va:",
-    "LDSMIN/LDSMAX (and STSMIN/STSMAX): signed compare wrong":
-        r"^(mem|reg):(ld|st)(smin|smax)(b|h)?(:|$)",
-    "the engine stops on an unhandled exception (unaligned exclusives, atomics, ...)":
-        r"^crash:[^:]+:emu:stopped on an unhandled exception",
-    "unaligned ordered, exclusive and atomic accesses: no Alignment fault (FEAT_LSE2 window)":
-        r"^(missed-fault|esr):(load-acquire|store-release|ldapur|stlur|atomic|cas|casp|"
-        r"load-exclusive|store-exclusive):q=DA/align",
-    "SCTLR_EL1.A = 1 ignored":
-        r"^(missed-fault|esr):(load|store|load-pair|store-pair|simd-load|simd-store|ldtr|sttr|"
-        r"ldra|ldra\.pre):q=DA/align",
-    "multi-granule or page-crossing accesses: spurious or misprioritised tag-check faults":
-        r"^(spurious-fault:[a-z.-]+:e=DA/tagchk|esr:[a-z.-]+:q=DA/transl/[RW]:e=DA/tagchk|"
-        r"far:[a-z.-]+:DA/transl)",
-    "page-crossing stores/loads that fault are partly performed":
-        r"^(mem:(stp|stnp|st[1-4]|stur|str|stz2g|stzg|st2g|stgp)|tags:(st2g|stz2g|stgp)|"
-        r"reg:umov:dest)",
-    "faults and async reports charged to the wrong access":
-        r"^(tfsr:|exc-elsewhere:|missed-fault:[a-z.-]+:q=DA/tagchk)",
-    "PAuth loads (LDRAA/LDRAB) not tag-checked":
-        r"^reg:ldra[ab](\.pre)?:dest$",
-}
+# (matched against disagreement signatures). The CI run tolerates these and nothing else. It is
+# empty: every class the first runs found is fixed or is a QEMU departure with its rule
+# (tools/qemu_diff/rules.py), and a class fixed must stay fixed.
+KNOWN_FAILING: dict[str, str] = {}
 # ---------------------------------------------------------------------------------------------
 
 
