@@ -351,3 +351,11 @@ def warn_if_qemu_architectural(side: str, what: str) -> None:
         import warnings
         warnings.warn(f"QEMU now follows the architecture: {what}; its departure rule in "
                       "tools/qemu_diff/rules.py may be retired", UserWarning)
+
+
+def native_built() -> bool:
+    from aarch64mte.machine import native as native_lib
+    return native_lib.library() is not None
+
+
+HOOK_PATHS = [pytest.param(True, id="native"), pytest.param(False, id="python")]
