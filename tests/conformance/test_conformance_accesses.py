@@ -111,10 +111,10 @@ def test_attribution_on_harness(side, harness):
 
 
 # --- store-exclusives are checked as stores -----------------------------------------------------------
-STORE_EXCLUSIVE_IS_READ = pytest.mark.xfail(strict=True, reason=(
+STORE_EXCLUSIVE_IS_READ = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "machine bug: a store-exclusive the engine performs (an aligned STXR/STLXR/STXP/STLXP) "
     "is tag-checked as a read: WnR = 0, and synchronous under asymmetric TCF"))
-PAIR_RUNS_NEXT = pytest.mark.xfail(strict=True, reason=(
+PAIR_RUNS_NEXT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "machine bug: the synchronous tag-check fault of STXP/STLXP is taken after the next "
     "instruction has run (and that instruction runs again after the handler)"))
 STORE_EXCLUSIVES = [("ldxr x9, [x5]", "stxr w12, x9, [x5]"),

@@ -87,7 +87,7 @@ def test_atomic_translation_fault_wnr(native, insn):
 
 
 @pytest.mark.parametrize("insn", [
-    pytest.param(i, marks=pytest.mark.xfail(strict=True, reason=(
+    pytest.param(i, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
         "machine bug: an atomic the engine runs is tag-checked before its write permission is "
         "checked, so a read-only page with a mismatching tag reports a tag-check fault")))
     for i in ("ldadd x9, x10, [x5]", "swp x9, x10, [x5]", "cas x9, x10, [x5]",
