@@ -358,4 +358,37 @@ def native_built() -> bool:
     return native_lib.library() is not None
 
 
-HOOK_PATHS = [pytest.param(True, id="native"), pytest.param(False, id="python")]
+
+# --- fixtures (imported by each test module: a conftest.py here would shadow tests/conftest.py,
+# which other suites import by name) ---------------------------------------------------------------
+PATHS = [pytest.param(True, id="native",
+                      marks=pytest.mark.skipif(not native_built(),
+                                               reason="the native extension is not built here")),
+         pytest.param(False, id="python")]
+
+
+@pytest.fixture(params=PATHS)
+def native(request) -> bool:
+    """True for the native hooks, False for the pure-Python ones (AARCH64MTE_NATIVE=0's)."""
+    return request.param
+
+
+@pytest.fixture(params=SIDES)
+def side(request) -> str:
+    """Where a harness body runs: 'qemu' (the oracle), 'native' or 'python' (the emulator)."""
+    s = request.param
+    missing = harness_missing()
+    if s == "qemu" and missing:
+        pytest.skip("needs " + ", ".join(missing))
+    if s != "qemu" and [t for t in missing if t != QEMU]:
+        pytest.skip("building the harness needs " + ", ".join(missing))
+    if s == "native" and not native_built():
+        pytest.skip("the native extension is not built here")
+    return s
+
+
+@pytest.fixture(scope="session")
+def harness(tmp_path_factory) -> Harness:
+    if REGISTRY.workdir is None:
+        REGISTRY.workdir = tmp_path_factory.mktemp("conformance_harness")
+    return REGISTRY

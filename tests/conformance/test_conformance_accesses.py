@@ -13,6 +13,7 @@ exclusive cases.
 import pytest
 
 import conformance_support as cs
+from conformance_support import harness, native, side  # noqa: F401  (fixtures)
 from conformance_support import (TAG_READ, TAG_WRITE, TFSR_TF0, ended, run_body, tagged)
 
 H = cs.REGISTRY

@@ -12,6 +12,7 @@ the same address.
 import pytest
 
 import conformance_support as cs
+from conformance_support import harness, native, side  # noqa: F401  (fixtures)
 from conformance_support import TAG_WRITE, dabt, ended, run_body, tagged, translation
 
 H = cs.REGISTRY

@@ -14,6 +14,7 @@
 import pytest
 
 import conformance_support as cs
+from conformance_support import harness, native, side  # noqa: F401  (fixtures)
 from conformance_support import (ILLEGAL_STATE, PC_ALIGN, SPSR_IL, UNDEFINED, ended, run_body)
 
 H = cs.REGISTRY
