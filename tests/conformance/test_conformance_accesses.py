@@ -38,7 +38,7 @@ H.add("tfsr_res0", ["mov x9, #-1", "msr tfsr_el1, x9", "mrs x10, tfsr_el1", "msr
 H.add("stxr_retagged", ["ldxr x9, [x0]", "stxr w12, x10, [x2]"], tcf=0, x10=0x5555)
 
 
-# --- 9. a page-crossing LDP whose granules all carry the pointer's tag ------------------------------
+# --- 9. a page-crossing LDP whose granules all carry the pointer's tag ----------------------------
 def test_page_crossing_ldp_with_matching_granules_does_not_fault(native):
     # ldp w15, w8, [x6, #-36] at page_end - 4: the first register from the last word of one
     # page, the second from the first word of the next; every granule is tagged 3 like x6.
@@ -72,7 +72,7 @@ def test_page_crossing_ldp_on_harness(side, harness, name):
         assert r.exc == [(TAG_READ, tagged(PAGE_END(harness.P), 3), 0)] and r.regs == {}
 
 
-# --- 10. which access a fault is charged to ---------------------------------------------------------
+# --- 10. which access a fault is charged to -------------------------------------------------------
 def test_async_faults_of_ldxp_and_stlxp_are_recorded(native):
     # TCF = async: LDXP and STLXP through x2 both fail their checks; TFSR_EL1.TF0 is set, no
     # exception, the pair is stored (status 0), and each failure is recorded at its own PC.
@@ -111,7 +111,7 @@ def test_attribution_on_harness(side, harness):
     assert r.exc == [] and (r.tfsr1, r.tfsr0) == (0, TFSR_TF0)
 
 
-# --- store-exclusives are checked as stores -----------------------------------------------------------
+# --- store-exclusives are checked as stores -------------------------------------------------------
 STORE_EXCLUSIVE_IS_READ = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
     "machine bug: a store-exclusive the engine performs (an aligned STXR/STLXR/STXP/STLXP) "
     "is tag-checked as a read: WnR = 0, and synchronous under asymmetric TCF"))
@@ -175,7 +175,7 @@ def test_store_exclusive_tag_check_on_harness(side, harness, request):
     assert r.exc == [] and r.tfsr1 == TFSR_TF0 and 12 not in r.regs     # status 0, as before
 
 
-# --- 11. PAuth loads are tag-checked ---------------------------------------------------------------
+# --- 11. PAuth loads are tag-checked --------------------------------------------------------------
 def test_pauth_loads_are_tag_checked(native):
     # LDRAA/LDRAB with the keys disabled (SCTLR_EL1.EnDA/EnDB = 0) load from the pointer as it
     # is: a mismatching tag faults (0x96000011, FAR = the address), the destination keeps its

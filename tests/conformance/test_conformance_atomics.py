@@ -127,7 +127,8 @@ def test_signed_min_max_at_every_width(native, form, size):
     suffix = SIZES[size]
     operands = f"{reg(size, 9)}, {reg(size, 10)}" if form[:2] == "ld" else reg(size, 9)
     run = run_body(f"{form}{suffix} {operands}, [x0]\n", native, regs={"x9": 1, "x10": 7},
-                   setup=lambda m, buf: m.write_mem(buf + cs.P_OFFSET, neg.to_bytes(size, "little")))
+                   setup=lambda m, buf: m.write_mem(buf + cs.P_OFFSET,
+                                                    neg.to_bytes(size, "little")))
     ended(run)
     want = neg if form.endswith("min") else 1
     assert int.from_bytes(run.mem(run.P, size), "little") == want

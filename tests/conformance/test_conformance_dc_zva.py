@@ -52,11 +52,12 @@ def test_dc_zva_tag_check_fault_is_a_store_fault_at_xt(native):
     # ESR 0x96000051 (EC 0x25, IL, WnR = 1, CM = 0, DFSC 0b010001), FAR = Xt itself (not the
     # block start), ELR = the DC ZVA; nothing of the block is written. Exception entry sets
     # PSTATE.TCO (SPSR.TCO keeps the old 0) and the ERET restores it.
-    run = run_body(DCZID + "msr tco, #0\nfault: dc zva, x5\nmrs x9, tco\n", native,
-                   regs={"x5": ZVA_MISMATCH})
+    run = run_body(DCZID + "msr tco, #0\nfault: dc zva, x5\nmrs x9, tco\nf2: dc zva, x2\n",
+                   native, regs={"x5": ZVA_MISMATCH})
     ended(run)
-    [e] = run.log
+    e, e2 = run.log
     assert (e.esr, e.far, e.elr) == (TAG_WRITE, tagged(run.P + 0x28, 5), run.sym("fault"))
+    assert (e2.esr, e2.far, e2.elr) == (TAG_WRITE, tagged(run.P, 5), run.sym("f2"))
     assert e.esr & cs.CM == 0
     assert e.tco == cs.SPSR_TCO and e.spsr & cs.SPSR_TCO == 0
     assert run.reg("x9") == 0                   # PSTATE.TCO after the handler: as it was
@@ -131,7 +132,7 @@ def test_dc_gva_gzva_mmu_fault_far_is_xt(native, op):
     assert run.m.read_tags(run.buf, 8192) == [3] * 512
 
 
-# --- the same bodies on the harness, against QEMU --------------------------------------------------
+# --- the same bodies on the harness, against QEMU -------------------------------------------------
 def test_dc_zva_translation_fault_on_harness(side, harness):
     r = harness.result(side, "zva_translation_tbi0")
     assert r.exc == [(dabt(translation(0), True), tagged(harness.P, 3), 0)] and r.mem == {}

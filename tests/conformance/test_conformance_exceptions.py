@@ -86,7 +86,7 @@ def test_id_registers_on_harness(side, harness):
         assert r.regs[10] & 0xFF == 0x11 and r.regs[11] & 0xF == 1
 
 
-# --- 13. illegal exception returns -----------------------------------------------------------------
+# --- 13. illegal exception returns ----------------------------------------------------------------
 @pytest.mark.parametrize("spsr_m,why", [(0b10000, "AArch32 User: AArch32 is not implemented"),
                                         (0b01001, "EL2h: EL2 is not implemented"),
                                         (0b01000, "EL2t: EL2 is not implemented"),
@@ -103,7 +103,8 @@ def test_illegal_exception_return(native, spsr_m, why):
     assert run.reg("x14") == 1 and run.reg("el") == 1
 
 
-@pytest.mark.parametrize("mode", [pytest.param(0b00100, id="el1t"), pytest.param(0b00101, id="el1h"),
+@pytest.mark.parametrize("mode", [pytest.param(0b00100, id="el1t"),
+                                  pytest.param(0b00101, id="el1h"),
                                   pytest.param(0b00000, id="el0t")])
 def test_legal_return_restores_pstate_il(native, mode, request):
     # AArch64.ExceptionReturn sets PSTATE.IL from SPSR.IL even when the return is legal: the
@@ -132,7 +133,7 @@ def test_harness_resume_with_spsr_il_on_harness(side, harness, request):
     assert [(esr, off) for esr, _, off in r.exc[:2]] == [(ILLEGAL_STATE, 24), (ILLEGAL_STATE, 28)]
 
 
-# --- 13. PC alignment ------------------------------------------------------------------------------
+# --- 13. PC alignment -----------------------------------------------------------------------------
 @pytest.mark.parametrize("how", ["br x12", "ret x12", "blr x12",
                                  "msr elr_el1, x12\nmov x13, #5\nmsr spsr_el1, x13\neret"])
 def test_misaligned_pc_takes_pc_alignment_fault(native, how):
@@ -173,7 +174,7 @@ def test_pc_alignment_straddle_on_harness(side, fragile, request):
     assert 3 not in r.regs and 1 not in r.regs and r.mem == {}
 
 
-# --- 14. words that abort Unicorn's translator -------------------------------------------------------
+# --- 14. words that abort Unicorn's translator ----------------------------------------------------
 def _word_params():
     return ([pytest.param(w, id=f"{w:08x}") for w in UNALLOCATED]
             + [pytest.param(w, id=f"{w:08x}", marks=UNIMPLEMENTED_STOPS) for w in UNIMPLEMENTED])
