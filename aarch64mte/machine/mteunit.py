@@ -50,6 +50,7 @@ class MteUnit:
         self.mte_insns += 1
         cpu = self.cpu
         cpu._el = el                              # CpuView.begin
+        cpu.writer = (pc, insn.name)
         try:
             if fn is None:
                 execute_mte(insn, cpu)              # UnknownInstruction

@@ -42,6 +42,7 @@ class Traps:
         self.events = events
         self.debugging = debugging
         self.count_classes = count_classes
+        self.host_inputs = None             # hostinputs.HostInputs: MRS of host-read registers
         uc = eng.uc
         if lib is not None:
             self._py_intr = core.py_intr = type(core.py_intr)(self.on_intr)
@@ -148,7 +149,10 @@ class Traps:
     # --- system instructions (inside a block: no PC writes) -------------------------------------
     def _on_mrs(self, uc, reg, cp, ud) -> int:
         try:
-            name = BY_ENCODING.get((cp.op0, cp.op1, cp.crn, cp.crm, cp.op2))
+            key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+            if self.host_inputs is not None and self.host_inputs.mrs(key, self.regs.el, reg):
+                return 1
+            name = BY_ENCODING.get(key)
             if name == "ID_AA64PFR1_EL1":
                 el = self.regs.el
                 if el == 0:

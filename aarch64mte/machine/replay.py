@@ -1,0 +1,449 @@
+"""Going back: snapshots of the machine and deterministic re-execution between them.
+
+``Recorder(machine)`` runs the machine in chunks and takes a snapshot between chunks, at stops
+and around host changes; ``goto(n)`` brings the machine to the state it had when ``n``
+instructions had run: it restores the latest snapshot at or before ``n`` and runs forward the
+difference, with breakpoints and watches lifted. That is exact because a run is a function of
+the state it starts from (``hostinputs`` makes the clocks and random numbers so) and the state is
+all in a snapshot:
+
+- the engine's CPU context (``uc_context_save``: every general, SIMD and system register);
+- the shared core's fields, but for its pointers and caches (MTE registers, counters, the
+  provenance sequence), and the Python paths' counters, MTE registers and log lengths;
+- the pages of RAM, allocation tags and provenance records that changed since the previous
+  snapshot: each is compared with a shadow copy of its content at the previous snapshot (libc
+  ``memcmp`` per MiB, then per 4 KiB page), so a snapshot costs a compare of memory plus a copy
+  of what changed.
+
+What the host changes between runs (the debugger's ``set``, GDB's ``M``/``G``/``QMemTags``) is
+not re-executable: ``host_change()`` takes a snapshot before it and marks one to be taken after
+it, so a replay never crosses it. Replays re-take unhandled-exception and BRK stops as the
+original run did. After going back, snapshots later than the restored one describe a future
+that re-execution may no longer reach: they are dropped.
+
+Bounds: at most ``max_snapshots`` snapshots (default 64; beyond, the one whose removal leaves the
+smallest gap is merged into its successor) and ``budget`` bytes of stored pages (default 256
+MiB; beyond, the oldest is merged into the next, giving up history before it). Merging keeps at
+most one copy of each page per snapshot, so the worst case is two snapshots of every page (the
+oldest and the newest), plus the shadow copies: three times RAM + tags + provenance records.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import time
+from dataclasses import dataclass, field, fields as dc_fields
+from typing import Dict, List, Optional, Tuple
+
+from . import native
+from .results import RunResult
+
+PAGE = 4096
+CHUNK = 1 << 20
+DEFAULT_SNAPSHOTS = 64
+DEFAULT_BUDGET = 256 << 20
+MIN_INTERVAL, MAX_INTERVAL = 100_000, 50_000_000
+# fraction of run time snapshots may take: the interval grows with the cost of a snapshot
+SNAPSHOT_SHARE = 0.05
+# core fields a snapshot leaves alone: pointers, callbacks and caches rebuilt after a restore
+_CORE_SKIP = {"api", "regions", "stlb", "ctlb", "tcache", "winfo", "py_check", "py_intr",
+              "py_winfo", "py_event", "py_fetch", "py_fill", "prov_ring", "prov_last"}
+
+
+class ReplayError(Exception):
+    """The state asked for is not reachable from the recorded history."""
+
+
+def _memcmp():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        f = libc.memcmp
+    except (OSError, AttributeError):
+        return None
+    f.restype = ctypes.c_int
+    f.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    return f
+
+
+_MEMCMP = _memcmp()
+
+
+class _Region:
+    """One span of memory a snapshot covers, with its shadow: the content at the last snapshot."""
+
+    def __init__(self, name: str, buf) -> None:
+        import mmap
+        self.name = name
+        self.buf = buf
+        self.size = len(buf)
+        self.shadow = mmap.mmap(-1, self.size)
+        self._anchors = [(ctypes.c_char * self.size).from_buffer(buf),
+                         (ctypes.c_char * self.size).from_buffer(self.shadow)]
+        self.addr = ctypes.addressof(self._anchors[0])
+        self.shadow_addr = ctypes.addressof(self._anchors[1])
+
+    def changed(self) -> List[int]:
+        """Offsets of the pages whose content differs from the shadow."""
+        out = []
+        size, cmp = self.size, _MEMCMP
+        a, b = self.addr, self.shadow_addr
+        for off in range(0, size, CHUNK):
+            n = min(CHUNK, size - off)
+            if cmp is not None:
+                if not cmp(a + off, b + off, n):
+                    continue
+            elif self.buf[off:off + n] == self.shadow[off:off + n]:
+                continue
+            for p in range(off, off + n, PAGE):
+                k = min(PAGE, size - p)
+                if cmp is not None:
+                    if cmp(a + p, b + p, k):
+                        out.append(p)
+                elif self.buf[p:p + k] != self.shadow[p:p + k]:
+                    out.append(p)
+        return out
+
+    def read(self, off: int) -> bytes:
+        return bytes(self.buf[off:off + PAGE])
+
+    def put(self, off: int, data: Optional[bytes]) -> None:
+        """Set a page (None: zeros) in the memory and the shadow."""
+        k = min(PAGE, self.size - off)
+        page = data if data is not None else bytes(k)
+        self.buf[off:off + k] = page
+        self.shadow[off:off + k] = page
+
+
+@dataclass
+class Snapshot:
+    insns: int
+    prov_seq: int
+    note: str                       # 'start', 'interval', 'stop', 'host-before', 'host-after'
+    context: object                 # the engine's saved CPU context
+    core: bytes                     # the core's state fields (``_core_spans``)
+    state: dict                     # Python-side counters, registers, log lengths
+    pages: Dict[Tuple[int, int], Optional[bytes]] = field(default_factory=dict)
+    taken_at: float = 0.0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(len(p) for p in self.pages.values() if p is not None) + len(self.core)
+
+
+def _core_spans() -> List[Tuple[int, int]]:
+    spans = []
+    for name, ctype in native.Core._fields_:
+        if name in _CORE_SKIP:
+            continue
+        f = getattr(native.Core, name)
+        if spans and spans[-1][0] + spans[-1][1] == f.offset:
+            spans[-1] = (spans[-1][0], spans[-1][1] + f.size)
+        else:
+            spans.append((f.offset, f.size))
+    return spans
+
+
+_SPANS = _core_spans()
+
+
+class Recorder:
+    def __init__(self, machine, max_snapshots: int = DEFAULT_SNAPSHOTS,
+                 budget: int = DEFAULT_BUDGET, interval: int = 1_000_000,
+                 adaptive: bool = True) -> None:
+        if max_snapshots < 2:
+            raise ValueError("a recording needs at least 2 snapshots")
+        self.m = machine
+        self.max_snapshots = max_snapshots
+        self.budget = budget
+        self.interval = max(1, interval)
+        self.adaptive = adaptive         # the interval follows the cost of a snapshot
+        self.regions = [_Region("ram", machine.ram.buf),
+                        _Region("tags", machine.tags._ranges[0].tags)]
+        prov = getattr(machine, "provenance", None)
+        if prov is not None:
+            self.regions += [_Region(name, buf) for name, buf in prov.mappings]
+        self._core_bytes = (ctypes.c_char * ctypes.sizeof(machine.core)).from_buffer(machine.core)
+        self.snaps: List[Snapshot] = []
+        self._base = 0                   # the snapshot the shadows hold
+        self._rate = None                # instructions per second of the last chunk
+        self.host_dirty = False          # the host changed the state since the last snapshot
+        self.replaying = False
+        self.snapshot("start")
+
+    # --- state ------------------------------------------------------------------------------
+    @property
+    def insns(self) -> int:
+        return self.m.counting.counter.insns
+
+    def _py_state(self) -> dict:
+        m = self.m
+        st = {
+            "counters": {f.name: getattr(m.counters, f.name) for f in dc_fields(m.counters)},
+            "by_class": dict(m.counters.by_class),
+            "counting": (m.counting.bytes_read, m.counting.bytes_written),
+            "tagunit": (m.tagunit.tag_checks, m.tagunit.checked_granules_read,
+                        m.tagunit.checked_granules_written, len(m.tagunit.faults)),
+            "cpu": (m.cpu.tag_granules_read, m.cpu.tag_granules_written,
+                    m.cpu.insn_bytes_written),
+            "mte_insns": m.mteunit.mte_insns,
+            "exceptions": len(m.exc.log),
+            "console": len(m._console),
+        }
+        counter = m.counting.counter
+        if counter is not m.core:
+            st["counter"] = tuple(getattr(counter, k) for k in counter.__slots__)
+        if not hasattr(m.mte, "_core"):          # the Python paths keep them in Python
+            st["mte"] = dict(vars(m.mte))
+        return st
+
+    def snapshot(self, note: str) -> Snapshot:
+        """Record the machine as it is now (between runs)."""
+        t0 = time.perf_counter()
+        m = self.m
+        core = bytes(self._core_bytes)
+        snap = Snapshot(self.insns, m.core.prov_seq, note, m.uc.context_save(),
+                        b"".join(core[o:o + n] for o, n in _SPANS), self._py_state())
+        for ri, r in enumerate(self.regions):
+            for off in r.changed():
+                data = r.read(off)
+                r.shadow[off:off + len(data)] = data
+                snap.pages[(ri, off)] = None if not any(data) else data
+        self.snaps.append(snap)
+        self._thin()
+        self._base = len(self.snaps) - 1
+        snap.taken_at = time.perf_counter() - t0
+        return snap
+
+    def _restore(self, idx: int) -> None:
+        """Put the machine in the state of snapshot ``idx`` (later snapshots stay)."""
+        m = self.m
+        s = self.snaps[idx]
+        later = set()
+        for t in self.snaps[min(idx, self._base) + 1:]:
+            later.update(t.pages)
+        for ri, r in enumerate(self.regions):
+            for off in r.changed():
+                later.add((ri, off))
+        for key in later:
+            self.regions[key[0]].put(key[1], self._version(key, idx))
+        self._base = idx
+        m.uc.context_restore(s.context)
+        buf, pos = self._core_bytes, 0
+        for o, n in _SPANS:
+            buf[o:o + n] = s.core[pos:pos + n]
+            pos += n
+        st = s.state
+        for k, v in st["counters"].items():
+            setattr(m.counters, k, v)
+        m.counters.by_class = dict(st["by_class"])
+        m.counting.bytes_read, m.counting.bytes_written = st["counting"]
+        m.counting._class_block = None
+        tu = m.tagunit
+        tu.tag_checks, tu.checked_granules_read, tu.checked_granules_written, nf = st["tagunit"]
+        del tu.faults[nf:]
+        tu._instance = None
+        (m.cpu.tag_granules_read, m.cpu.tag_granules_written,
+         m.cpu.insn_bytes_written) = st["cpu"]
+        m.mteunit.mte_insns = st["mte_insns"]
+        del m.exc.log[st["exceptions"]:]
+        del m._console[st["console"]:]
+        if "counter" in st:
+            for k, v in zip(m.counting.counter.__slots__, st["counter"]):
+                setattr(m.counting.counter, k, v)
+        if "mte" in st:
+            vars(m.mte).update(st["mte"])
+        core = m.core
+        core.inst_insns = core.inst_blk = core.inst_pc = 0
+        core.in_fault = core.refuse_fills = 0
+        m.events.clear_run()
+        m.debugging._data_hit = None
+        m.regs.set_pstate(m.regs.pstate())     # the engine rebuilds its cached flags
+        m.mmu.invalidate()
+        m.uc.ctl_flush_tb()                    # the code may differ
+
+    def _version(self, key, idx: int) -> Optional[bytes]:
+        for s in reversed(self.snaps[:idx + 1]):
+            if key in s.pages:
+                return s.pages[key]
+        return None
+
+    def _drop_after(self, idx: int) -> None:
+        del self.snaps[idx + 1:]
+
+    # --- bounds -----------------------------------------------------------------------------
+    @property
+    def nbytes(self) -> int:
+        return sum(s.nbytes for s in self.snaps)
+
+    def _merge_into_next(self, i: int) -> None:
+        s, nxt = self.snaps[i], self.snaps[i + 1]
+        for key, data in s.pages.items():
+            nxt.pages.setdefault(key, data)
+        del self.snaps[i]
+
+    def _thin(self) -> None:
+        while len(self.snaps) > self.max_snapshots:
+            # the interior snapshot whose neighbours are closest
+            best = min(range(1, len(self.snaps) - 1),
+                       key=lambda i: self.snaps[i + 1].insns - self.snaps[i - 1].insns)
+            self._merge_into_next(best)
+        while self.nbytes > self.budget and len(self.snaps) > 2:
+            self._merge_into_next(0)
+
+    @property
+    def earliest(self) -> int:
+        return self.snaps[0].insns
+
+    def status(self) -> dict:
+        return {"snapshots": len(self.snaps), "bytes": self.nbytes,
+                "earliest": self.earliest, "latest": self.snaps[-1].insns,
+                "max_snapshots": self.max_snapshots, "budget": self.budget,
+                "interval": self.interval}
+
+    # --- running forward --------------------------------------------------------------------
+    def host_change(self) -> None:
+        """The host is about to change the machine's state (registers, memory, tags)."""
+        if self.replaying or self.host_dirty:
+            return
+        if self.snaps[-1].insns != self.insns or self._base != len(self.snaps) - 1:
+            self.snapshot("host-before")
+        self.host_dirty = True
+
+    def _before_run(self) -> None:
+        if self.host_dirty:
+            self.host_dirty = False
+            self.snapshot("host-after")
+
+    def _maybe_snapshot(self, note: str, min_gap: int) -> None:
+        if self.insns - self.snaps[-1].insns >= min_gap:
+            t0 = time.perf_counter()
+            s = self.snapshot(note)
+            cost = time.perf_counter() - t0
+            if self._rate and self.adaptive:
+                want = int(self._rate * cost / SNAPSHOT_SHARE)
+                self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, want))
+            del s
+
+    def run(self, budget: int) -> RunResult:
+        """``machine.run(budget)``, with a snapshot every ``interval`` instructions."""
+        m = self.m
+        self._before_run()
+        start = self.insns
+        while True:
+            left = budget - (self.insns - start)
+            chunk = min(left, max(1, self.snaps[-1].insns + self.interval - self.insns))
+            t0, n0 = time.perf_counter(), self.insns
+            r = m.run(chunk)
+            dt = time.perf_counter() - t0
+            if dt > 0.01:
+                self._rate = (self.insns - n0) / dt
+            if r.reason != "insn-limit" or chunk >= left:
+                return r
+            self._maybe_snapshot("interval", 1)
+            if m.debugging.has_breakpoint(r.pc):       # the next chunk would skip it
+                return RunResult("breakpoint", None, None, r.pc)
+
+    def step(self, n: int = 1) -> RunResult:
+        self._before_run()
+        r = self.m.step(n)
+        if self.insns - self.snaps[-1].insns >= self.interval:
+            self._maybe_snapshot("interval", 1)
+        return r
+
+    def note_stop(self) -> None:
+        """A run stopped and the user will look around: keep a snapshot here when the last one
+        is far back, so that stepping back from here replays little."""
+        self._maybe_snapshot("stop", max(1, self.interval // 8))
+
+    # --- going back -------------------------------------------------------------------------
+    def _index_at(self, insns: int, before_seq: Optional[int] = None) -> int:
+        best = None
+        for i, s in enumerate(self.snaps):
+            if s.insns <= insns and (before_seq is None or s.prov_seq < before_seq):
+                best = i
+        if best is None:
+            raise ReplayError(f"instruction {insns:,} is before the recorded history (it "
+                              f"starts at instruction {self.earliest:,})")
+        return best
+
+    def _lift(self):
+        """Breakpoints, watches, stops at exceptions and live output off for a replay."""
+        m = self.m
+        saved = (list(m.breakpoints), list(m.watches), m.stop_on_exception, m.on_output)
+        for a in saved[0]:
+            m.remove_breakpoint(a)
+        for va, length, kind in saved[1]:
+            m.remove_watch(va, length, kind)
+        m.stop_on_exception = False
+        m.on_output = None
+        return saved
+
+    def _put_back(self, saved) -> None:
+        m = self.m
+        for a in saved[0]:
+            m.add_breakpoint(a)
+        for w in saved[1]:
+            m.add_watch(*w)
+        m.stop_on_exception, m.on_output = saved[2], saved[3]
+
+    def _forward_to(self, insns: int) -> None:
+        m = self.m
+        while self.insns < insns:
+            r = m.run(insns - self.insns)
+            if r.reason in ("end", "semihost-exit", "interrupt"):
+                break
+
+    def goto(self, insns: int, before_seq: Optional[int] = None) -> None:
+        """The state after ``insns`` instructions (and before tag write number ``before_seq``,
+        for a host write); raises ReplayError if the history does not reach it."""
+        if insns > self.insns:
+            raise ReplayError(f"instruction {insns:,} has not run yet (now at {self.insns:,})")
+        idx = self._index_at(insns, before_seq)
+        saved = self._lift()
+        self.replaying = True
+        try:
+            self._restore(idx)
+            self._drop_after(idx)
+            self.host_dirty = False
+            self._forward_to(insns)
+        finally:
+            self.replaying = False
+            self._put_back(saved)
+        if self.insns != insns:
+            raise ReplayError(f"re-execution ended at instruction {self.insns:,}, not "
+                              f"{insns:,}")
+
+    def goto_before_write(self, w) -> None:
+        """Just before tag write ``w`` (a ``provenance.TagWrite`` with its ``seq``): for an
+        instruction, the state before that instruction ran; for a host write, the state the
+        host found."""
+        if w.by_instruction:
+            self.goto(w.insns - 1)
+        else:
+            self.goto(w.insns, before_seq=w.seq)
+
+    def scan_back(self, find) -> Optional[int]:
+        """The last instruction count before now at which ``find`` reports a hit.
+
+        ``find(limit)`` runs the machine forward from where it stands to ``limit`` instructions
+        and returns the counts of the hits it saw (in order). Segments between snapshots are
+        searched from the newest back; the caller then ``goto``s the count found (or where it
+        stood, or the start of the history)."""
+        now = self.insns
+        idx = self._index_at(max(now - 1, 0))
+        saved = self._lift()
+        self.replaying = True
+        found = None
+        try:
+            while idx >= 0 and found is None:
+                self._restore(idx)
+                end = now - 1 if idx == len(self.snaps) - 1 else min(now - 1,
+                                                                     self.snaps[idx + 1].insns)
+                hits = [h for h in find(end) if h < now]
+                if hits:
+                    found = hits[-1]
+                idx -= 1
+        finally:
+            self.replaying = False
+            self._put_back(saved)
+        return found
