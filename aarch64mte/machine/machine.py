@@ -112,6 +112,9 @@ class Machine:
                                  lambda pc: mmu.fetch_word(pc, regs.el), events, lib,
                                  count_classes)
         self.tagunit.counter = self.counting.counter
+        self.debugging.counter = self.counting.counter
+        self.debugging.mteunit = self.mteunit
+        self.debugging.core = self.core
         if self.provenance is not None:
             self.provenance.counter = self.counting.counter
         self.traps = Traps(eng, core, regs, mmu, self.tagunit, self.mteunit, self.exc,
@@ -326,14 +329,15 @@ class Machine:
                     prov.record_host(pa, t, source, pc, el)
                 self.tags.set(pa, t)
 
-    def tag_writers(self, va: int):
+    def tag_writers(self, va: int, before: Optional[int] = None):
         """(last write, the write before it) of the allocation tag of the granule holding
-        ``va`` (``provenance.TagWrite``s; None where unknown, and both None without
-        provenance or for Untagged memory)."""
+        ``va``, among those made before instruction count ``before`` if given
+        (``provenance.TagWrite``s; None where unknown, and both None without provenance or
+        for Untagged memory)."""
         pa = self._tag_pa(va & ~0xF)
         if self.provenance is None or pa is None:
             return None, None
-        return self.provenance.writers(pa)
+        return self.provenance.writers(pa, before)
 
     def tag_history(self, va: int, n: int = 16):
         """Up to ``n`` writes of the tag of the granule holding ``va``, newest first."""
@@ -414,8 +418,8 @@ class Machine:
     def breakpoints(self):
         return self.debugging.breakpoints
 
-    def add_watch(self, va: int, length: int = 1, kind: str = "tag") -> None:
-        self.debugging.add_watch(va, length, kind)
+    def add_watch(self, va: int, length: int = 1, kind: str = "tag", when: str = "after") -> None:
+        self.debugging.add_watch(va, length, kind, when)
 
     def remove_watch(self, va: int, length: int = 1, kind: Optional[str] = None) -> None:
         self.debugging.remove_watch(va, length, kind)
@@ -507,9 +511,14 @@ class Machine:
                         result = RunResult("watchpoint", None, None, pc, ev[1])
                         break
                 if err is not None and events.watch_trap is not None:
-                    # a write to a watched page: run that instruction alone, then look
+                    # an access to a watched page: stop before it, or run it alone and look
                     events.watch_trap = None
                     counting.fix_count(pc, False)
+                    hit = debugging.on_refused_access(pc, self.mmu.fetch_word(pc, self.el),
+                                                      eng.rd, self.el)
+                    if hit is not None:
+                        result = RunResult("watchpoint", None, None, pc, hit)
+                        break
                     debugging.watch_pass = True
                     debugging.watch_step_pc = pc
                     self.mmu.invalidate()
@@ -559,6 +568,7 @@ class Machine:
         """A synchronous tag-check fault stopped the engine: undo the access, take the abort."""
         f = self.tagunit.undo_faulting_access(ev)
         self.counting.fix_count(f.pc, True, completed=False)
+        f.insns = self.counting.counter.insns
         try:
             self.exc.take("data_abort", self.tagunit.fault_esr(f, self.el), f.va, f.pc, f.pc,
                           tag_fault=f)

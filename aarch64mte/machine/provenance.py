@@ -178,17 +178,27 @@ class Provenance:
             out.append(_decode(gpa, ring[i + 2], ring[i + 3], s))
         return out
 
-    def writers(self, pa: int) -> Tuple[Optional[TagWrite], Optional[TagWrite]]:
-        """(the last write, the one before it) of the granule holding ``pa``; the one before is
-        None when there was none or the ring no longer holds it."""
+    def writers(self, pa: int, before: Optional[int] = None
+                ) -> Tuple[Optional[TagWrite], Optional[TagWrite]]:
+        """(the last write, the one before it) of the granule holding ``pa``, among the writes
+        made before instruction count ``before`` (all of them when None). None where there
+        was no such write, or where the ring no longer holds it."""
         last = self.last_write(pa)
         if last is None:
             return None, None
-        hist = self.history(pa, 2)
+        hist = self.history(pa, self.entries)
+        if before is not None and last.insns >= before:
+            hist = [w for w in hist if w.insns < before]
+            if not hist:
+                return None, None
+            return hist[0], hist[1] if len(hist) > 1 else None
         if hist and (hist[0].insns, hist[0].pc, hist[0].kind) == (last.insns, last.pc, last.kind):
-            last = hist[0]
-            return last, hist[1] if len(hist) > 1 else None
+            return hist[0], hist[1] if len(hist) > 1 else None
         return last, None
+
+    def complete(self) -> bool:
+        """Does the ring still hold every write made (it has not wrapped)?"""
+        return self.core.prov_seq <= self.entries
 
     def oldest_seq(self) -> int:
         """The oldest write number the ring still holds (1 before it has wrapped)."""

@@ -366,13 +366,16 @@ class Recorder:
                               f"starts at instruction {self.earliest:,})")
         return best
 
-    def _lift(self):
-        """Breakpoints, watches, stops at exceptions and live output off for a replay."""
+    def _lift(self, stops: bool = True):
+        """Breakpoints and watches (``stops``), stops at exceptions and live output off for a
+        replay."""
         m = self.m
-        saved = (list(m.breakpoints), list(m.watches), m.stop_on_exception, m.on_output)
-        for a in saved[0]:
+        bps = list(m.breakpoints) if stops else []
+        watches = m.debugging.watch_specs() if stops else []
+        saved = (bps, watches, m.stop_on_exception, m.on_output)
+        for a in bps:
             m.remove_breakpoint(a)
-        for va, length, kind in saved[1]:
+        for va, length, kind, _ in watches:
             m.remove_watch(va, length, kind)
         m.stop_on_exception = False
         m.on_output = None
@@ -425,13 +428,14 @@ class Recorder:
     def scan_back(self, find) -> Optional[int]:
         """The last instruction count before now at which ``find`` reports a hit.
 
-        ``find(limit)`` runs the machine forward from where it stands to ``limit`` instructions
-        and returns the counts of the hits it saw (in order). Segments between snapshots are
+        ``find(limit)`` runs the machine forward from where it stands to ``limit`` instructions,
+        with the breakpoints and watches in place, and returns the counts of the hits it saw
+        (in order). Segments between snapshots are
         searched from the newest back; the caller then ``goto``s the count found (or where it
         stood, or the start of the history)."""
         now = self.insns
         idx = self._index_at(max(now - 1, 0))
-        saved = self._lift()
+        saved = self._lift(stops=False)
         self.replaying = True
         found = None
         try:
