@@ -403,32 +403,47 @@ class Session:
                                                             "history")
             return self._after_reverse("step", "step back")
 
-    def reverse_continue(self) -> Stop:
-        """Back to the last time a breakpoint (whose condition holds) was reached or a watch
-        hit, before now; or to the start of the recorded history."""
+    def reverse_continue(self, access_then_step: bool = False) -> Stop:
+        """Back to the last time before now that a breakpoint (whose condition holds) was
+        reached or a watch hit; or to the start of the recorded history.
+
+        A data watch stops before the access. With ``access_then_step`` (GDB: AArch64
+        watchpoints are not continuable, so GDB steps over the access itself, in reverse a step
+        back) the stop is right after the access instead, and the access may be the last
+        instruction run."""
         with self.run_lock:
             rec = self._need_recorder()
             m = self.machine
             now = self._insns()
             bps = self._machine_bps()
+            watched = {}                    # count -> the watch hit there
 
             def find(limit: int) -> list[int]:
                 hits = []
+                if m.reg("pc") in bps and self._insns() < now and \
+                        self._condition_holds(m.reg("pc")):
+                    hits.append(self._insns())  # a run starting here would not stop here
                 while self._insns() < limit:
                     r = m.run(max_insns=limit - self._insns())
-                    reason = r.reason
-                    if reason == "breakpoint":
-                        if r.pc in bps and self._condition_holds(r.pc):
-                            hits.append(self._insns())
-                    elif reason == "watchpoint":
+                    at = self._insns()
+                    if r.reason == "breakpoint":
+                        if r.pc in bps and at < now and self._condition_holds(r.pc):
+                            hits.append(at)
+                    elif r.reason == "watchpoint":
                         w = r.watch
-                        hits.append(self._insns() - (0 if getattr(w, "before", False) else 1))
-                    elif reason not in ("exception", "brk", "insn-limit", "step"):
+                        if getattr(w, "before", False):
+                            at += 1 if access_then_step else 0
+                        else:
+                            at -= 1                 # after the instruction: before it
+                        if at < now or (access_then_step and at == now and w.before):
+                            watched[at] = w
+                            hits.append(at)
+                    elif r.reason not in ("exception", "brk", "insn-limit", "step"):
                         break
                 return hits
 
             found = None
-            if now > rec.earliest:
+            if now > rec.earliest or access_then_step:
                 from aarch64mte.machine.replay import ReplayError
                 try:
                     found = rec.scan_back(find)
@@ -440,9 +455,14 @@ class Session:
                                                             "history")
             self._goto(lambda: rec.goto(found))
             pc = m.reg("pc")
-            stop = self._after_reverse("breakpoint" if pc in bps else "watchpoint",
-                                       "reverse")
-            stop.breakpoint = (self.breakpoints_at(pc) or [None])[0] if pc in bps else None
+            if found in watched:
+                stop = self._after_reverse("watchpoint", "watchpoint hit")
+                w = stop.watch = watched[found]
+                if w.before and not access_then_step:
+                    m.debugging.before_skip = (pc, found)   # resuming makes that access
+            else:
+                stop = self._after_reverse("breakpoint", "breakpoint")
+                stop.breakpoint = (self.breakpoints_at(pc) or [None])[0]
             return stop
 
     def _condition_holds(self, pc: int) -> bool:

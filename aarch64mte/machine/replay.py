@@ -252,6 +252,7 @@ class Recorder:
                 setattr(m.counting.counter, k, v)
         if "mte" in st:
             vars(m.mte).update(st["mte"])
+        m.debugging.before_skip = None
         core = m.core
         core.inst_insns = core.inst_blk = core.inst_pc = 0
         core.in_fault = core.refuse_fills = 0
@@ -426,24 +427,24 @@ class Recorder:
             self.goto(w.insns, before_seq=w.seq)
 
     def scan_back(self, find) -> Optional[int]:
-        """The last instruction count before now at which ``find`` reports a hit.
+        """The last instruction count at which ``find`` reports a hit, searching back from now.
 
         ``find(limit)`` runs the machine forward from where it stands to ``limit`` instructions,
         with the breakpoints and watches in place, and returns the counts of the hits it saw
-        (in order). Segments between snapshots are
-        searched from the newest back; the caller then ``goto``s the count found (or where it
-        stood, or the start of the history)."""
+        (in order, only those it accepts). Segments between snapshots are searched from the
+        newest back; the caller then ``goto``s the count found (or where it stood, or the start
+        of the history)."""
         now = self.insns
-        idx = self._index_at(max(now - 1, 0))
+        idx = self._index_at(now)
         saved = self._lift(stops=False)
         self.replaying = True
         found = None
         try:
             while idx >= 0 and found is None:
                 self._restore(idx)
-                end = now - 1 if idx == len(self.snaps) - 1 else min(now - 1,
-                                                                     self.snaps[idx + 1].insns)
-                hits = [h for h in find(end) if h < now]
+                self.m.debugging.before_skip = None
+                end = now if idx == len(self.snaps) - 1 else min(now, self.snaps[idx + 1].insns)
+                hits = find(end)
                 if hits:
                     found = hits[-1]
                 idx -= 1
