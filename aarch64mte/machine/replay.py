@@ -19,7 +19,9 @@ What the host changes between runs (the debugger's ``set``, GDB's ``M``/``G``/``
 not re-executable: ``host_change()`` takes a snapshot before it and marks one to be taken after
 it, so a replay never crosses it. Replays re-take unhandled-exception and BRK stops as the
 original run did. After going back, snapshots later than the restored one describe a future
-that re-execution may no longer reach: they are dropped.
+that re-execution reaches again, but for what the host changed there: running forward from
+the past takes each snapshot's state as it reaches its count (so those changes come back),
+until a new host change makes a new future and drops them.
 
 Bounds: at most ``max_snapshots`` snapshots (default 64; beyond, the one whose removal leaves the
 smallest gap is merged into its successor) and ``budget`` bytes of stored pages (default 256
@@ -302,11 +304,20 @@ class Recorder:
                 "interval": self.interval}
 
     # --- running forward --------------------------------------------------------------------
+    @property
+    def in_past(self) -> bool:
+        """The machine stands before the newest snapshot (it went back): running forward
+        re-executes the recorded run, host changes included, until it passes that snapshot."""
+        return self._base < len(self.snaps) - 1
+
     def host_change(self) -> None:
-        """The host is about to change the machine's state (registers, memory, tags)."""
+        """The host is about to change the machine's state (registers, memory, tags). In the
+        past this starts a new future: the snapshots after this point are dropped."""
         if self.replaying or self.host_dirty:
             return
-        if self.snaps[-1].insns != self.insns or self._base != len(self.snaps) - 1:
+        if self.in_past:
+            self._drop_after(self._base)
+        if self.snaps[-1].insns != self.insns:
             self.snapshot("host-before")
         self.host_dirty = True
 
@@ -316,37 +327,61 @@ class Recorder:
             self.snapshot("host-after")
 
     def _maybe_snapshot(self, note: str, min_gap: int) -> None:
-        if self.insns - self.snaps[-1].insns >= min_gap:
-            t0 = time.perf_counter()
-            s = self.snapshot(note)
-            cost = time.perf_counter() - t0
-            if self._rate and self.adaptive:
-                want = int(self._rate * cost / SNAPSHOT_SHARE)
-                self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, want))
-            del s
+        if self.in_past or self.insns - self.snaps[-1].insns < min_gap:
+            return
+        t0 = time.perf_counter()
+        self.snapshot(note)
+        cost = time.perf_counter() - t0
+        if self._rate and self.adaptive:
+            want = int(self._rate * cost / SNAPSHOT_SHARE)
+            self.interval = min(MAX_INTERVAL, max(MIN_INTERVAL, want))
+
+    def _boundary(self) -> Optional[int]:
+        """In the past: reaching the next snapshot's count, take its state (the same state,
+        but for what the host changed there); returns the count of the next one, or None."""
+        while self.in_past and self.snaps[self._base + 1].insns <= self.insns:
+            self._restore(self._base + 1)
+        return self.snaps[self._base + 1].insns if self.in_past else None
 
     def run(self, budget: int) -> RunResult:
-        """``machine.run(budget)``, with a snapshot every ``interval`` instructions."""
+        """``machine.run(budget)``, with a snapshot every ``interval`` instructions (in the
+        past: stopping at each recorded snapshot to take what the host changed there)."""
         m = self.m
         self._before_run()
         start = self.insns
         while True:
             left = budget - (self.insns - start)
-            chunk = min(left, max(1, self.snaps[-1].insns + self.interval - self.insns))
+            nxt = self._boundary()
+            if nxt is not None:
+                chunk = min(left, nxt - self.insns)
+            else:
+                chunk = min(left, max(1, self.snaps[-1].insns + self.interval - self.insns))
+            if chunk <= 0:
+                return RunResult("insn-limit", None, None, m.reg("pc"))
             t0, n0 = time.perf_counter(), self.insns
             r = m.run(chunk)
             dt = time.perf_counter() - t0
             if dt > 0.01:
                 self._rate = (self.insns - n0) / dt
             if r.reason != "insn-limit" or chunk >= left:
+                self._boundary()
                 return r
             self._maybe_snapshot("interval", 1)
-            if m.debugging.has_breakpoint(r.pc):       # the next chunk would skip it
-                return RunResult("breakpoint", None, None, r.pc)
+            self._boundary()
+            if m.debugging.has_breakpoint(m.reg("pc")):     # the next chunk would skip it
+                return RunResult("breakpoint", None, None, m.reg("pc"))
 
     def step(self, n: int = 1) -> RunResult:
+        """``machine.step(n)`` (in the past: taking each recorded snapshot on the way)."""
         self._before_run()
-        r = self.m.step(n)
+        end = self.insns + n
+        while True:
+            nxt = self._boundary()
+            k = end - self.insns if nxt is None else min(end - self.insns, nxt - self.insns)
+            r = self.m.step(max(k, 0))
+            if r.reason != "step" or self.insns >= end:
+                break
+        self._boundary()
         if self.insns - self.snaps[-1].insns >= self.interval:
             self._maybe_snapshot("interval", 1)
         return r
@@ -407,7 +442,6 @@ class Recorder:
         self.replaying = True
         try:
             self._restore(idx)
-            self._drop_after(idx)
             self.host_dirty = False
             self._forward_to(insns)
         finally:
