@@ -170,6 +170,7 @@ class Recorder:
         self._rate = None                # instructions per second of the last chunk
         self.host_dirty = False          # the host changed the state since the last snapshot
         self.replaying = False
+        self.horizon = self.insns        # the furthest count the recorded run reached
         self.snapshot("start")
 
     # --- state ------------------------------------------------------------------------------
@@ -317,6 +318,7 @@ class Recorder:
             return
         if self.in_past:
             self._drop_after(self._base)
+        self.horizon = self.insns
         if self.snaps[-1].insns != self.insns:
             self.snapshot("host-before")
         self.host_dirty = True
@@ -363,6 +365,7 @@ class Recorder:
             dt = time.perf_counter() - t0
             if dt > 0.01:
                 self._rate = (self.insns - n0) / dt
+            self.horizon = max(self.horizon, self.insns)
             if r.reason != "insn-limit" or chunk >= left:
                 self._boundary()
                 return r
@@ -379,6 +382,7 @@ class Recorder:
             nxt = self._boundary()
             k = end - self.insns if nxt is None else min(end - self.insns, nxt - self.insns)
             r = self.m.step(max(k, 0))
+            self.horizon = max(self.horizon, self.insns)
             if r.reason != "step" or self.insns >= end:
                 break
         self._boundary()
@@ -434,9 +438,21 @@ class Recorder:
 
     def goto(self, insns: int, before_seq: Optional[int] = None) -> None:
         """The state after ``insns`` instructions (and before tag write number ``before_seq``,
-        for a host write); raises ReplayError if the history does not reach it."""
+        for a host write): back through the history, or forward through the recorded future;
+        raises ReplayError where neither reaches."""
         if insns > self.insns:
-            raise ReplayError(f"instruction {insns:,} has not run yet (now at {self.insns:,})")
+            if insns > self.horizon:
+                raise ReplayError(f"instruction {insns:,} has not run yet (the recorded run "
+                                  f"reaches {self.horizon:,})")
+            saved = self._lift()
+            try:
+                while self.insns < insns:
+                    r = self.run(insns - self.insns)
+                    if r.reason in ("end", "semihost-exit", "interrupt"):
+                        break
+            finally:
+                self._put_back(saved)
+            return
         idx = self._index_at(insns, before_seq)
         saved = self._lift()
         self.replaying = True
