@@ -214,6 +214,26 @@ def _by(w: dict) -> str:
     return f"{w['insn'] or w['by'].lower()}{where} (insn #{w['insns']:,}, EL{w['el']})"
 
 
+def _before(p: dict) -> str:
+    if p.get("by") == "reset":
+        return f"{p['tag']:#x}, the tag it started with"
+    if p.get("by") is None:
+        return f"{p['tag']:#x} (its writer is older than the tag-write history)"
+    return f"{p['tag']:#x}, set by {_by(p)}"
+
+
+def writer_rows(data: dict, tag=None) -> list:
+    """The summary table's rows for ``tag_writers``: [(label, text)]."""
+    w = data.get("writer")
+    if w is None:
+        return [("set by", "nothing: the tag it started with" if data.get("never_written")
+                 else "no record")]
+    rows = [("set by", _by(w))]
+    if data.get("previous") is not None:
+        rows.append(("before", _before(data["previous"])))
+    return rows
+
+
 def writers_text(data: dict, tag=None) -> str:
     """One line: who set the tag and what it was before, from ``tag_writers``."""
     w = data.get("writer")
@@ -225,12 +245,8 @@ def writers_text(data: dict, tag=None) -> str:
     text = f"allocation tag {w['tag']:#x} set by {_by(w)}"
     p = data.get("previous")
     if p is not None:
-        if p.get("by") == "reset":
-            text += f"; before that {p['tag']:#x}, the tag it started with"
-        elif p.get("by") is None:
-            text += f"; before that {p['tag']:#x} (its writer is older than the tag-write history)"
-        else:
-            text += f"; before that {p['tag']:#x} by {_by(p)}"
+        before = _before(p).replace(", set by ", " by ", 1)
+        text += f"; before that {before}"
     return text
 
 
@@ -404,7 +420,8 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
             t.add_row("tags", f"logical {tf['logical_tag']:x} (pointer bits 59:56) vs "
                               f"allocation {tf['allocation_tag']:x} (memory)")
             if "writer" in tf:
-                t.add_row("set by", Text(writers_text(tf, tf["allocation_tag"])))
+                for label, text in writer_rows(tf, tf["allocation_tag"]):
+                    t.add_row(label, Text(text))
         con.print(t)
         if tf and tf.get("granules"):
             con.print(Text("allocation tags around the address:", style="bold"))

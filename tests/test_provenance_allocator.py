@@ -68,8 +68,9 @@ def test_run_names_the_writers(built):
     sym = symbols(uaf)
     assert within(int(w["pc"], 16), sym, "mte_free") and w["insn"].startswith("stg ")
     text = cli("run", uaf).stdout
-    assert re.search(r"set by\s+allocation tag 0x[0-9a-f] set by stg x\d+, \[x\d+\] at "
-                     r"mte_free\+0x[0-9a-f]+ \(insn #\d+,", text), text
+    assert re.search(r"set by +stg x\d+, \[x\d+\] at mte_free\+0x[0-9a-f]+ \(insn #\d+, "
+                     r"EL1\)\s*\nbefore +0x[0-9a-f], set by stg x\d+, \[x\d+\] at "
+                     r"mte_malloc\+0x[0-9a-f]+ \(insn #\d+, EL1\)", text), text
 
     r = cli("run", built / "overflow.elf", "--json")
     tf = json.loads(r.stdout)["exception"]["tag_fault"]

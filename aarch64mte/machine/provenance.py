@@ -21,7 +21,8 @@ none; an MTE instruction is its isa op number + 1, host writes are ``SOURCES``),
 instruction count.
 
 Memory: RAM-size (virtual) for ``last`` and 32 bytes per ring entry (``DEFAULT_ENTRIES`` =
-65,536: 2 MiB); nothing grows with the number of writes.
+16,384: 512 KiB, small enough to stay in the cache the native trap writes through); nothing
+grows with the number of writes.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from typing import List, Optional, Sequence, Tuple
 
 from ..isa.cheader import op_names
 
-DEFAULT_ENTRIES = 1 << 16
+DEFAULT_ENTRIES = 1 << 14
 MAX_ENTRIES = 1 << 24
 
 EL_SHIFT, KIND_SHIFT, INSNS_SHIFT = 8, 10, 16
@@ -116,8 +117,18 @@ class Provenance:
         """An MTE instruction run in Python (``CpuView.writer``: its PC and name) writes
         ``tags`` to consecutive granules from ``pa``."""
         pc, name = cpu.writer
-        self._write(pa, tags, pc, (self.counter.insns & INSNS_MASK) << INSNS_SHIFT
-                    | INSN_KINDS.get(name, 0) << KIND_SHIFT | cpu.el << EL_SHIFT)
+        head = ((self.counter.insns & INSNS_MASK) << INSNS_SHIFT
+                | INSN_KINDS.get(name, 0) << KIND_SHIFT | cpu._el << EL_SHIFT)
+        if len(tags) == 1:                # most of them, on every STG the Python paths run
+            g = (pa - self.base) >> 4
+            seqv = self._seq
+            seq = seqv[0] + 1
+            seqv[0] = seq
+            meta = head | (tags[0] & 0xF) << 4 | self.tagbuf[g]
+            _PACK2(self._last_map, g << 4, pc, meta)
+            _PACK4(self._ring_map, (seq & (self.entries - 1)) << 5, seq, pa & ~0xF, pc, meta)
+            return
+        self._write(pa, tags, pc, head)
 
     def _write(self, pa: int, tags: Sequence[int], pc: int, head: int) -> None:
         # on the Python path of every tag-writing instruction: few Python operations
