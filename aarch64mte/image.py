@@ -10,9 +10,23 @@ from dataclasses import dataclass, field
 
 PAGE = 0x1000
 DEFAULT_BASE = 0x4008_0000
+# The board's RAM, where an image is loaded (the same as machine.memory.RAM_BASE and
+# RAM_SIZE_DEFAULT, QEMU virt's default `-m 128M`; kept here so that assembling needs no engine)
+RAM_BASE = 0x4000_0000
+RAM_SIZE = 128 << 20
 # Output sections of a source image, in address order, with their permissions
 SECTION_ORDER: tuple[tuple[str, str], ...] = (
     (".text", "rx"), (".rodata", "r"), (".data", "rw"), (".bss", "rw"))
+
+
+def too_large(size: int) -> str | None:
+    """Why an image of `size` bytes cannot be loaded, or None. The assembler asks before
+    allocating anything, so a huge .space or .org cannot exhaust the host's memory; where the
+    image lands inside RAM is the loader's check."""
+    if size <= RAM_SIZE:
+        return None
+    return (f"it runs past the end of RAM (the machine has {RAM_SIZE >> 20} MiB at "
+            f"{RAM_BASE:#x})")
 
 
 def align_up(value: int, alignment: int) -> int:

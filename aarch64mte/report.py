@@ -312,7 +312,22 @@ def collect(machine, result, tag_dumps=(), mem_dumps=()) -> dict:
         "insns": _counter(getattr(machine, "counters", None), "insns"),
         "tag_faults": [tag_fault_dict(tf) for tf in (getattr(machine, "tag_faults", None) or [])],
         "pc_symbol": symbolize(machine, int(regs["pc"], 16)) if regs["pc"] else None,
+        "vm_exits": vm_exits(machine),
     }
+
+
+def vm_exits(machine) -> list:
+    """The EL2 shim's VM exits, oldest first (empty without the shim)."""
+    shim = getattr(machine, "shim", None)
+    out = []
+    for e in getattr(shim, "exits", None) or []:
+        d = {k: (hex64(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+             for k, v in e.as_dict().items()}
+        d["ec"] = e.ec
+        d["ec_name"] = ec_name(e.ec)
+        d["insn"] = disassemble(machine, e.pc)
+        out.append(d)
+    return out
 
 
 # --- the guest's own output -------------------------------------------------------------------
@@ -353,6 +368,7 @@ REASON_TEXT = {
     "exception": "stopped on an unhandled exception",
     "insn-limit": "reached the instruction limit",
     "interrupt": "was interrupted",
+    "vm-exit": "stopped at a VM exit the EL2 shim does not handle",
 }
 
 
@@ -395,6 +411,19 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
     if data.get("console"):
         con.rule("console", style="dim")
         write_guest_output(con, data["console"])
+
+    exits = data.get("vm_exits") or []
+    if exits:
+        con.rule(f"VM exits ({len(exits)})", style="dim")
+        shown = exits if len(exits) <= 40 else exits[:20] + [None] + exits[-20:]
+        for e in shown:
+            if e is None:
+                con.print(f"  ... {len(exits) - 40} more ...")
+                continue
+            extra = f" {e['register']}" if e.get("register") else ""
+            extra += f" ipa={e['ipa']}" if e.get("ipa") else ""
+            con.print(Text(f"  {e['reason']:<13} ESR_EL2={e['esr_el2']} FAR_EL2="
+                           f"{e['far_el2'] or '-'}{extra} pc={e['pc']}  {e.get('insn') or ''}"))
 
     exc = data.get("exception")
     if exc:

@@ -5,8 +5,6 @@
 """
 from __future__ import annotations
 
-import os
-
 from ..errors import InputError
 from ..image import DEFAULT_BASE, Image
 
@@ -23,20 +21,17 @@ def assemble(text: str, filename: str = "<string>", base: int = DEFAULT_BASE,
     if backend != "builtin":
         raise InputError(f"unknown assembler backend '{backend}' (choose from {', '.join(BACKENDS)})")
     from .driver import Assembler
-    return Assembler(filename, base).run(text)
+    from .errors import at_line
+    from .source import Line
+    with at_line(Line(filename, None, "")):
+        return Assembler(filename, base).run(text)
 
 
 def assemble_file(path: str, backend: str = "builtin", base: int = DEFAULT_BASE) -> Image:
     """Assemble a .s/.S file (no C preprocessor)."""
-    if not os.path.exists(path):
-        raise InputError("no such file", path)
-    if os.path.isdir(path):
-        raise InputError("is a directory, not an assembly file", path)
+    from .source import SourceError, read_source
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError:
-        raise InputError("not a text file (is it a binary?)", path) from None
-    except OSError as e:
-        raise InputError(f"cannot read: {e.strerror}", path) from None
+        text = read_source(path)
+    except SourceError as e:
+        raise InputError(str(e), path) from None
     return assemble(text, path, base, backend)

@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import os
 
-from ..image import align_up
+from ..image import RAM_SIZE, align_up
 from .errors import _Err
-from .sections import _Section
-from .source import Line, parse_strings, read_lines, split_args
+from .limits import MAX_SOURCE_TOTAL
+from .sections import PAGE_CHECK, _Section
+from .source import (Line, SourceError, parse_strings, read_lines, read_source,
+                     split_args)
 
 _DATA_SIZES = {".byte": 1, ".hword": 2, ".short": 2, ".2byte": 2, ".half": 2, ".word": 4,
                ".long": 4, ".int": 4, ".4byte": 4, ".quad": 8, ".8byte": 8, ".xword": 8,
@@ -66,16 +68,21 @@ class DirectivesMixin:
             fill = self._abs_now(a[1], f"{d} fill") if len(a) > 1 and d != ".zero" else 0
             if n < 0:
                 raise _Err(f"{d} size {n} is negative")
-            self._bytes(bytes([fill & 0xFF]) * n)
+            self._fill(n, bytes([fill & 0xFF]), f"{d} {n:#x}")
         elif d == ".fill":
             a = split_args(args)
+            if not a or not a[0]:
+                raise _Err(".fill needs a repeat count")
             n = self._abs_now(a[0], ".fill repeat")
-            size = self._abs_now(a[1], ".fill size") if len(a) > 1 else 1
+            size = self._abs_now(a[1], ".fill size") if len(a) > 1 and a[1] else 1
             value = self._abs_now(a[2], ".fill value") if len(a) > 2 else 0
+            if size < 0:
+                raise _Err(f".fill size {size} is negative")
             size = min(size, 8)
             one = (value & 0xFFFFFFFF).to_bytes(4, "little") + bytes(4) if size > 4 else \
                 (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-            self._bytes(one[:size] * n)
+            if size and n > 0:
+                self._fill(n * size, one[:size], f".fill {n}, {size}")
         elif d in (".align", ".p2align", ".balign", ".balignw", ".balignl", ".p2alignw",
                    ".p2alignl"):
             self._align(d, args)
@@ -99,21 +106,31 @@ class DirectivesMixin:
             self.macros.pop(args.strip(), None)
         elif d in (".comm", ".lcomm"):
             a = split_args(args)
+            if len(a) < 2 or not a[0] or not a[1]:
+                raise _Err(f"{d} needs: name, size[, alignment]")
             bss = self._section(".bss")
             size = self._abs_now(a[1], f"{d} size")
-            align = self._abs_now(a[2], f"{d} alignment") if len(a) > 2 else min(16, 1 << max(size - 1, 0).bit_length())
+            if size < 0:
+                raise _Err(f"{d} size {size} is negative")
+            if size > PAGE_CHECK:
+                self._check_room(size, f"{d} {a[0]}, {size:#x}", bss)
+            align = (self._abs_now(a[2], f"{d} alignment") if len(a) > 2 else
+                     min(16, 1 << max(size - 1, 0).bit_length()))
+            if align < 1 or align & (align - 1) or align > RAM_SIZE:
+                raise _Err(f"{d} alignment {align} is not a power of 2 that fits in RAM")
+            if a[0] in self.labels or a[0] in self.equs:
+                raise _Err(f"symbol '{a[0]}' is already defined")
             bss.size = align_up(bss.size, align)
             bss.align = max(bss.align, align)
             self.labels[a[0]] = (bss, bss.size)
-            bss.emit(("bytes", bss.size, bytes(size)))
-            bss.size += size
+            self._fill(size, b"\0", f"{d} {a[0]}, {size:#x}", bss)
         elif d in _IGNORED or d.startswith(".cfi_") or d.startswith(".seh_"):
             pass
         elif d == ".org":
-            target = self._abs_now(args.split(",")[0], ".org")
+            target = self._abs_now(split_args(args)[0] if args.strip() else "", ".org")
             if target < s.size:
                 raise _Err(f".org {target:#x} moves backwards (now at {s.size:#x})")
-            self._bytes(bytes(target - s.size))
+            self._fill(target - s.size, b"\0", f".org {target:#x}")
         else:
             raise _Err(f"unknown directive '{d}'")
 
@@ -128,6 +145,8 @@ class DirectivesMixin:
 
     def _include(self, args: str, ln: Line) -> None:
         name = args.strip().strip('"')
+        if not name:
+            raise _Err(".include needs a file name")
         here = os.path.dirname(ln.file) if ln.file and not ln.file.startswith("<") else "."
         for d in (here, *self.include_dirs):
             path = os.path.join(d, name)
@@ -135,6 +154,12 @@ class DirectivesMixin:
                 break
         else:
             raise _Err(f"cannot find include file '{name}'")
-        with open(path, encoding="utf-8", errors="replace") as f:
-            self._run_block(read_lines(f.read(), path))
-
+        try:
+            text = read_source(path, strict=False)
+        except SourceError as e:
+            raise _Err(f"cannot include '{name}': {e}") from None
+        self.source_chars += len(text)
+        if self.source_chars > MAX_SOURCE_TOTAL:
+            raise _Err(f"cannot include '{name}': the source files read add up to more than "
+                       f"{MAX_SOURCE_TOTAL >> 20} MiB")
+        self._push("include", iter((read_lines(text, path),)), ln)

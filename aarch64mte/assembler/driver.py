@@ -39,9 +39,11 @@ class Assembler(StatementsMixin, MacrosMixin, DirectivesMixin, SymbolsMixin, Sec
         self.num_defs: dict[str, int] = {}
         self.macro_count = 0
         self.expanded = 0
+        self.expanded_chars = 0
+        self.source_chars = 0
+        self.frames: list = []
         self.cond_stack: list[list[bool]] = []  # [active, taken, parent_active]
         self.ended = False
-        self.line: Line | None = None
         self.resolving: set[str] = set()
 
     def run(self, text: str) -> Image:

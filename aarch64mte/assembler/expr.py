@@ -83,75 +83,107 @@ def tokenize(text: str) -> list[tuple[str, str]]:
 
 
 def _parse_int(s: str) -> int:
-    if s[:2] in ("0x", "0X"):
-        return int(s, 16)
-    if s[:2] in ("0b", "0B"):
-        return int(s[2:], 2)
-    if len(s) > 1 and s[0] == "0":
-        return int(s, 8)
-    return int(s)
+    try:
+        if s[:2] in ("0x", "0X"):
+            return int(s, 16)
+        if s[:2] in ("0b", "0B"):
+            return int(s[2:], 2)
+        if len(s) > 1 and s[0] == "0":
+            return int(s, 8)
+        return int(s)
+    except ValueError:
+        if len(s) > 1000:      # Python refuses decimal strings of more than 4300 digits
+            raise ExprError(f"number too large: '{s[:20]}...' ({len(s)} digits)") from None
+        raise ExprError(f"bad number '{s}'") from None
 
 
-class _Parser:
-    def __init__(self, text: str, lookup: Callable[[str], Value]):
-        self.text = text
-        self.toks = tokenize(text)
-        self.i = 0
-        self.lookup = lookup
+# Operators waiting on the parser's stack (parentheses and unary operators) before the
+# expression is given up as nested too deeply. The parser keeps its own stacks, so deep nesting
+# costs no Python recursion; GNU as accepts 2,000 nested parentheses, so the bound is above that.
+MAX_NESTING = 4096
+_UNARY = ("-", "~", "!", "+")
+_OPEN = ("(", None)
 
-    def peek(self):
-        return self.toks[self.i] if self.i < len(self.toks) else (None, None)
 
-    def take(self):
-        t = self.peek()
-        self.i += 1
-        return t
+def _operand(kind: str, tok: str, lookup: Callable[[str], Value]) -> Value:
+    if kind == "num":
+        return _parse_int(tok)
+    if kind == "char":
+        body = tok[1:].rstrip("'") if len(tok) > 2 and tok.endswith("'") else tok[1:]
+        if body.startswith("\\"):
+            return _ESCAPES.get(body[1:2], ord(body[1:2]))
+        return ord(body[0])
+    return lookup(tok)
 
-    def parse(self) -> Value:
-        if not self.toks:
-            raise ExprError("missing expression")
-        v = self.binary(0)
-        if self.i != len(self.toks):
-            raise ExprError(f"bad expression '{self.text.strip()}'")
+
+def _unary(op: str, v: Value) -> Value:
+    if op == "+":
         return v
+    _need_int(v, op)
+    return _wrap(-v) if op == "-" else (~v if op == "~" else int(not v))
 
-    def binary(self, min_prec: int) -> Value:
-        left = self.unary()
-        while True:
-            kind, op = self.peek()
-            if kind != "op" or op not in _BINARY or _BINARY[op] <= min_prec - 1 or _BINARY[op] < min_prec:
-                return left
-            prec = _BINARY[op]
-            self.take()
-            right = self.binary(prec + 1)
-            left = _apply(op, left, right)
 
-    def unary(self) -> Value:
-        kind, tok = self.take()
-        if kind is None:
-            raise ExprError(f"incomplete expression '{self.text.strip()}'")
-        if kind == "num":
-            return _parse_int(tok)
-        if kind == "char":
-            body = tok[1:].rstrip("'") if len(tok) > 2 and tok.endswith("'") else tok[1:]
-            if body.startswith("\\"):
-                return _ESCAPES.get(body[1:2], ord(body[1:2]))
-            return ord(body[0])
-        if kind == "sym":
-            return self.lookup(tok)
-        if tok == "(":
-            v = self.binary(0)
-            k, t = self.take()
-            if t != ")":
-                raise ExprError(f"missing ')' in '{self.text.strip()}'")
-            return v
-        if tok in ("-", "~", "!", "+"):
-            v = self.unary()
-            if tok == "+":
-                return v
-            _need_int(v, tok)
-            return -v if tok == "-" else (~v if tok == "~" else int(not v))
-        raise ExprError(f"bad expression '{self.text.strip()}'")
+def evaluate(text: str, lookup: Callable[[str], Value]) -> Value:
+    """Evaluate a GNU-as expression by operator precedence with explicit stacks: unary
+    operators bind tightest, binary operators are left-associative (see _BINARY)."""
+    toks = tokenize(text)
+    if not toks:
+        raise ExprError("missing expression")
+    values: list[Value] = []
+    ops: list[tuple[str, str | None]] = []      # ("u", op), ("b", op) or _OPEN
+
+    def reduce_top() -> None:
+        kind, op = ops.pop()
+        if kind == "u":
+            values.append(_unary(op, values.pop()))
+        else:
+            b = values.pop()
+            values.append(_apply(op, values.pop(), b))
+
+    want_operand = True
+    for kind, tok in toks:
+        if want_operand:
+            if kind == "op" and tok in _UNARY:
+                ops.append(("u", tok))
+            elif kind == "op" and tok == "(":
+                ops.append(_OPEN)
+            elif kind == "op":
+                raise ExprError(f"bad expression '{text.strip()}'")
+            else:
+                values.append(_operand(kind, tok, lookup))
+                want_operand = False
+            if len(ops) > MAX_NESTING:
+                raise ExprError(f"expression nested more than {MAX_NESTING} levels deep")
+        elif kind == "op" and tok == ")":
+            while ops and ops[-1] != _OPEN:
+                reduce_top()
+            if not ops:
+                raise ExprError(f"unbalanced ')' in '{text.strip()}'")
+            ops.pop()
+        elif kind == "op" and tok in _BINARY:
+            prec = _BINARY[tok]
+            while ops and ops[-1] != _OPEN and (ops[-1][0] == "u" or _BINARY[ops[-1][1]] >= prec):
+                reduce_top()
+            ops.append(("b", tok))
+            want_operand = True
+        else:
+            raise ExprError(f"bad expression '{text.strip()}'")
+    if want_operand:
+        raise ExprError(f"incomplete expression '{text.strip()}'")
+    while ops:
+        if ops[-1] == _OPEN:
+            raise ExprError(f"missing ')' in '{text.strip()}'")
+        reduce_top()
+    return values[0]
+
+
+def _wrap(v: int) -> int:
+    """Arithmetic beyond 64 bits wraps as in GNU as (its values are 64-bit): a result outside
+    [-2^63, 2^64) is reduced modulo 2^64. This also keeps a repeated `x*x` from growing
+    without bound."""
+    if -(1 << 63) <= v < (1 << 64):
+        return v
+    return v & ((1 << 64) - 1)
 
 
 def _need_int(v: Value, op: str) -> None:
@@ -161,22 +193,24 @@ def _need_int(v: Value, op: str) -> None:
 
 def _apply(op: str, a: Value, b: Value) -> Value:
     if op == "+":
-        return a + b
+        return _wrap(a + b) if isinstance(a, int) and isinstance(b, int) else a + b
     if op == "-":
-        return a - b
+        return _wrap(a - b) if isinstance(a, int) and isinstance(b, int) else a - b
     if op in ("==", "!=", "<>") and isinstance(a, Rel) and isinstance(b, Rel):
         a, b = a - b, 0
     _need_int(a, op)
     _need_int(b, op)
     if op == "*":
-        return a * b
+        return _wrap(a * b)
     if op in ("/", "%"):
         if b == 0:
             raise ExprError("division by zero")
         q = abs(a) // abs(b) * (1 if (a >= 0) == (b >= 0) else -1)
         return q if op == "/" else a - q * b
+    if op in ("<<", ">>") and b < 0:
+        raise ExprError(f"negative shift count {b}")
     if op == "<<":
-        return a << b if b < 128 else 0
+        return _wrap(a << b) if b < 128 else 0
     if op == ">>":
         return a >> b
     if op == "|":
@@ -194,10 +228,6 @@ def _apply(op: str, a: Value, b: Value) -> Value:
     result = {"==": a == b, "!=": a != b, "<>": a != b, "<": a < b, ">": a > b,
               "<=": a <= b, ">=": a >= b}[op]
     return -1 if result else 0
-
-
-def evaluate(text: str, lookup: Callable[[str], Value]) -> Value:
-    return _Parser(text, lookup).parse()
 
 
 def symbols_in(text: str) -> list[str]:

@@ -28,10 +28,26 @@ def find_tool(names) -> str | None:
     return None
 
 
+# GNU as reads what it is given without limits (`.include "/dev/zero"` grows without end): its
+# runs are bounded in time and address space, and exceeding either is an input error.
+TOOL_TIMEOUT = 120
+TOOL_MEMORY = 4 << 30
+
+
+def _limit_memory() -> None:
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = TOOL_MEMORY if hard == resource.RLIM_INFINITY else min(TOOL_MEMORY, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+
+
 def _run(cmd, what: str, filename: str, workdir: str, srcpath: str) -> None:
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    except OSError as e:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=TOOL_TIMEOUT,
+                           preexec_fn=_limit_memory)
+    except subprocess.TimeoutExpired:
+        raise InputError(f"{what} did not finish within {TOOL_TIMEOUT} s", filename) from None
+    except (OSError, subprocess.SubprocessError) as e:
         raise InputError(f"cannot run {what}: {e}", filename) from None
     if r.returncode != 0:
         raise InputError(_first_error(r.stderr, srcpath, filename, what))

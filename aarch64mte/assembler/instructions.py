@@ -8,8 +8,9 @@ import re
 from .. import isa
 from ..isa import syntax as mte_syntax
 from . import base as base_asm
+from . import pauth, sysregs
 from .errors import _Err, at_line
-from .expr import ExprError, UndefinedSymbol, symbols_in
+from .expr import symbols_in
 from .source import Line, split_args
 
 MTE_MNEMONICS = mte_syntax.mnemonics()
@@ -47,6 +48,12 @@ class InstructionsMixin:
             insn = mte_syntax.parse(mn, ops, ev)
             if insn is not None:
                 return isa.encode(insn).to_bytes(4, "little")
+        if mn in pauth.MNEMONICS:
+            return pauth.encode(mn, ops, ev).to_bytes(4, "little")
+        if mn in sysregs.MNEMONICS:
+            word = sysregs.encode(mn, ops, ev)
+            if word is not None:
+                return word.to_bytes(4, "little")
         if pool is not None:
             reg = split_args(ops)[0]
             target = pool.section.addr + pool.offset
@@ -114,7 +121,9 @@ class InstructionsMixin:
             if p.startswith(("#", "[", "{")) or not p:
                 continue
             syms = symbols_in(p)
-            if syms and any(known(x) for x in syms) and not _is_register(p):
+            if _is_register(p) or _is_float(p):
+                continue
+            if (syms and any(known(x) for x in syms)) or _OPERATOR.search(p):
                 parts[idx] = f"#{ev(p):#x}"
                 changed = True
         return ", ".join(parts) if changed else text
@@ -135,14 +144,9 @@ class InstructionsMixin:
                 raise _Err(f"value {v:#x} does not fit :{op}:")
             shift = int(op[5]) * 16 if op.startswith("abs_g") else 0
             return f"{table[op](v):#x}" + (f", lsl #{shift}" if shift else "")
-        if _FLOATISH.match(expr) and ("." in expr or "e" in expr.lower()) and not expr.lower().startswith("0x"):
+        if _is_float(expr):
             return expr
-        try:
-            v = ev(expr)
-        except UndefinedSymbol:
-            raise
-        except ExprError:
-            return expr
+        v = ev(expr)          # what it cannot evaluate is an error: Keystone sees numbers only
         return f"{v:#x}" if v >= 0 else f"-{-v:#x}"
 
 
@@ -150,6 +154,14 @@ def _reloc_at(text: str, i: int) -> bool:
     return re.match(r":(lo12|lo12_nc|abs_g[0-3](_nc)?|pg_hi21):", text[i:], re.I) is not None
 
 
+def _is_float(text: str) -> bool:
+    t = text.strip()
+    return bool(_FLOATISH.match(t)) and ("." in t or "e" in t.lower()) and \
+        not t.lower().startswith("0x")
+
+
+# an operand with one of these is an expression, evaluated here (never left to Keystone)
+_OPERATOR = re.compile(r"[-+*/%&|^~<>()]")
 _REGLIKE = re.compile(r"(?i)^([xwbhsdqv]\d+(\.\w+)?(\[\d+\])?|sp|wsp|xzr|wzr|lr|fp)$")
 
 

@@ -3,7 +3,7 @@ encode every item, and build the Image."""
 from __future__ import annotations
 
 from ..errors import InputError
-from ..image import PAGE, SECTION_ORDER, Image, Segment, align_up
+from ..image import PAGE, SECTION_ORDER, Image, Segment, align_up, too_large
 from .expr import ExprError
 from .sections import _Section
 from .source import Line
@@ -36,6 +36,10 @@ class LinkMixin:
             layout.append((kind, flags, start, addr, secs))
             if kind == ".text":
                 text_end = addr
+        why = too_large(addr - self.base)
+        if why:
+            raise InputError(f"the image would be {addr - self.base:#x} bytes: {why}",
+                             self.filename)
         self.final = {}
         for kind, flags, start, end, secs in layout:
             buf = bytearray(end - start)
@@ -58,11 +62,15 @@ class LinkMixin:
             kind, off = item[0], item[1]
             pos = base + off
             addr = s.addr + off
+            if kind == "fill":
+                n, pattern = item[2], item[3]
+                if any(pattern):      # (_fill refuses these in .bss)
+                    _repeat_into(buf, pos, n, pattern)
+                continue
             if kind == "bytes":
                 data = item[2]
             elif kind == "data":
                 _, _, size, exprs, ln = item
-                self.line = ln
                 data = b"".join(self._value_bytes(e, size, addr + k * size, ln)
                                 for k, e in enumerate(exprs))
             elif kind == "pool":
@@ -91,3 +99,15 @@ class LinkMixin:
             raise InputError(f"value {v:#x} does not fit in {size} byte{'s' if size > 1 else ''}",
                              ln.file, ln.line)
         return (v & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+
+
+def _repeat_into(buf: bytearray, pos: int, n: int, pattern: bytes) -> None:
+    """Write `pattern` repeated over buf[pos:pos+n] by doubling copies inside buf, so a large
+    fill needs no temporary of its size."""
+    mv = memoryview(buf)
+    k = min(len(pattern), n)
+    mv[pos:pos + k] = pattern[:k]
+    while k < n:
+        c = min(k, n - k)
+        mv[pos + k:pos + k + c] = mv[pos:pos + c]
+        k += c

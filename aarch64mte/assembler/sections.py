@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..image import align_up
+from ..image import align_up, too_large
 from .errors import _Err
 from .expr import ExprError, UndefinedSymbol
 from .source import Line, split_args
 
 NOP = bytes.fromhex("1f2003d5")
+# Items larger than this check the image size at once (summing the sections); smaller ones
+# cost no memory until the image is built, and the link checks the total before that.
+PAGE_CHECK = 1 << 16
 
 
 @dataclass
@@ -79,14 +82,39 @@ class SectionsMixin:
     def _bytes(self, data: bytes) -> None:
         s = self.cur
         if data:
+            if len(data) > PAGE_CHECK:
+                self._check_room(len(data), "this data", s)
             s.emit(("bytes", s.size, data))
             s.size += len(data)
+
+    def _fill(self, n: int, pattern: bytes, what: str, s: _Section | None = None) -> None:
+        """`n` bytes of `pattern` repeated (cut at n), laid out now and written only when the
+        image is built, after the total size is known to fit."""
+        s = s or self.cur
+        if n <= 0:
+            return
+        if s.kind == ".bss" and any(pattern):
+            raise _Err(f"non-zero data in section {s.name}")
+        if n > PAGE_CHECK:
+            self._check_room(n, what, s)
+        s.emit(("fill", s.size, n, pattern))
+        s.size += n
+
+    def _check_room(self, n: int, what: str, s: _Section) -> None:
+        """Refuse growth that cannot fit in the machine's RAM, before anything is allocated:
+        so the error names the statement that would have taken too much."""
+        total = sum(x.size for x in self.sections.values()) + n
+        why = too_large(total)
+        if why:
+            raise _Err(f"{what} in {s.name} would make the image at least {total:#x} bytes: {why}")
 
     def _align(self, d: str, args: str) -> None:
         a = split_args(args)
         if not a or not a[0]:
             raise _Err(f"{d} needs an alignment")
         n = self._abs_now(a[0], f"{d} alignment")
+        if n < 0:
+            raise _Err(f"{d} {n}: alignment is negative")
         if d.startswith(".p2") or d == ".align":
             if not 0 <= n <= 16:
                 raise _Err(f"{d} {n}: alignment too large")
@@ -97,6 +125,9 @@ class SectionsMixin:
             if n & (n - 1):
                 raise _Err(f"{d} {n}: alignment is not a power of 2")
             align = n
+        if too_large(align):
+            raise _Err(f"{d} {n}: an alignment of {align:#x} bytes cannot be met: "
+                       f"{too_large(align)}")
         fill = None
         if len(a) > 1 and a[1]:
             fill = self._abs_now(a[1], f"{d} fill")
@@ -108,15 +139,16 @@ class SectionsMixin:
         s.align = max(s.align, align)
         if not pad:
             return
+        what = f"{d} {n}"
         if fill is not None:
             unit = {"w": 2, "l": 4}.get(d[-1], 1)
-            data = (fill & ((1 << (8 * unit)) - 1)).to_bytes(unit, "little") * (pad // unit + 1)
-            self._bytes(data[:pad])
+            self._fill(pad, (fill & ((1 << (8 * unit)) - 1)).to_bytes(unit, "little"), what)
         elif s.code:
             lead = (-s.size) % 4
-            self._bytes(bytes(lead) + NOP * ((pad - lead) // 4))
+            self._fill(lead, b"\0", what)
+            self._fill(pad - lead, NOP, what)
         else:
-            self._bytes(bytes(pad))
+            self._fill(pad, b"\0", what)
 
     def _pool_entry(self, mn: str, reg: str, expr: str, ln: Line) -> _PoolEntry:
         r = reg.strip().lower()

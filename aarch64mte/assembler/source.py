@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .limits import MAX_SOURCE_BYTES
+
 
 @dataclass
 class Line:
@@ -105,12 +107,13 @@ _ASSIGN = re.compile(r"\s*([A-Za-z_.$][\w.$]*)\s*=(?!=)\s*(.*)$")
 def take_labels(text: str) -> tuple[list[str], str]:
     """Leading 'name:' labels of a statement, and the rest."""
     labels = []
+    pos = 0
     while True:
-        m = _LABEL.match(text)
+        m = _LABEL.match(text, pos)
         if not m:
-            return labels, text.strip()
+            return labels, text[pos:].strip()
         labels.append(m.group(1))
-        text = text[m.end():]
+        pos = m.end()
 
 
 def parse_assignment(text: str) -> tuple[str, str] | None:
@@ -185,3 +188,23 @@ def parse_strings(text: str) -> list[bytes]:
             i += 1
         out.append(bytes(buf))
     return out
+
+
+class SourceError(Exception):
+    """A source or include file that cannot be assembled (message names the problem only)."""
+
+
+def read_source(path: str, strict: bool = True) -> str:
+    """The text of a source file: a regular file of at most MAX_SOURCE_BYTES, read as every
+    input is (errors.read_input: a directory, device, pipe or socket is refused before it is
+    opened, so /dev/zero cannot fill memory and a FIFO cannot block). `strict`: bytes that are
+    not UTF-8 are an error, else replaced."""
+    from ..errors import InputError, read_input
+    try:
+        data = read_input(path, MAX_SOURCE_BYTES)
+    except InputError as e:
+        raise SourceError(e.message) from None
+    try:
+        return data.decode("utf-8", errors="strict" if strict else "replace")
+    except UnicodeDecodeError:
+        raise SourceError("not a text file (is it a binary?)") from None

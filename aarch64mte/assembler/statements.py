@@ -3,20 +3,51 @@ directives and instructions."""
 from __future__ import annotations
 
 from .errors import _Err, at_line
-from .macros import _ExitMacro
 from .source import Line, parse_assignment, split_args, take_labels
+
+
+class _ExitMacro(Exception):
+    """.exitm: leave the innermost macro expansion."""
+
+
+class _Frame:
+    """A block being read: the file, an .include, or the expansions of one macro, .rept, .irp
+    or .irpc statement (`blocks` yields each repetition's statements in turn). `opened_at` is
+    the statement that opened it; `conds` the depth of the .if stack when it was opened."""
+
+    __slots__ = ("kind", "blocks", "lines", "i", "opened_at", "conds")
+
+    def __init__(self, kind: str, blocks, opened_at: Line, conds: int):
+        self.kind = kind
+        self.blocks = blocks
+        self.lines: list[Line] = []
+        self.i = 0
+        self.opened_at = opened_at
+        self.conds = conds
 
 
 class StatementsMixin:
     def _process(self, lines: list[Line]) -> None:
-        i = 0
-        while i < len(lines):
-            if self.ended:
-                return
-            ln = lines[i]
-            self.line = ln
-            with at_line(ln):
-                i = self._statement(lines, i)
+        """Run a file's statements. Macro, .rept/.irp and .include bodies are pushed on a stack
+        of frames and read in this one loop, so nesting them costs no Python recursion."""
+        frames = self.frames = [_Frame("file", iter((lines,)), Line(self.filename, None, ""), 0)]
+        while frames and not self.ended:
+            f = frames[-1]
+            if f.i >= len(f.lines):
+                with at_line(f.opened_at):
+                    block = next(f.blocks, None)
+                if block is None:
+                    frames.pop()
+                else:
+                    f.lines, f.i = block, 0
+                continue
+            try:
+                with at_line(f.lines[f.i]):
+                    f.i = self._statement(f.lines, f.i)
+            except _ExitMacro:
+                while frames[-1].kind != "macro":
+                    frames.pop()
+                del self.cond_stack[frames.pop().conds:]
 
     def _collect_block(self, lines: list[Line], i: int, opens: tuple[str, ...],
                        close: tuple[str, ...]) -> tuple[list[Line], int]:
@@ -104,6 +135,8 @@ class StatementsMixin:
         if lw in (".endm", ".endr"):
             raise _Err(f"{lw} without a matching {'.macro' if lw == '.endm' else '.rept'}")
         if lw == ".exitm":
+            if not any(f.kind == "macro" for f in self.frames):
+                raise _Err(".exitm outside a macro")
             raise _ExitMacro()
         if word in self.macros or lw in self.macros:
             self._expand_macro(self.macros.get(word) or self.macros[lw], args, ln)

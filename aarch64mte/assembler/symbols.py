@@ -6,6 +6,7 @@ import re
 
 from .errors import _Err
 from .expr import ExprError, Rel, UndefinedSymbol, evaluate
+from .limits import MAX_SYMBOL_DEPTH
 from .source import Line
 
 _NUMREF = re.compile(r"(?<![\w.$\x02])([0-9]+)([bf])(?![\w.$])")
@@ -77,9 +78,23 @@ class SymbolsMixin:
         if name in self.equs:
             v = self.equs[name]
             if isinstance(v, tuple):
-                return self._eval_now(v[1])
+                return self._resolve(name, v[1], self._lookup_now)
             return v
         raise UndefinedSymbol(name)
+
+    def _resolve(self, name: str, text: str, lookup):
+        """The value of a symbol defined by an expression over other symbols, with cycles and
+        the depth of such definitions bounded."""
+        if name in self.resolving:
+            raise ExprError(f"symbol '{name}' is defined in terms of itself")
+        if len(self.resolving) >= MAX_SYMBOL_DEPTH:
+            raise ExprError(f"symbol '{name}': symbols defined through more than "
+                            f"{MAX_SYMBOL_DEPTH} other symbols")
+        self.resolving.add(name)
+        try:
+            return evaluate(text, lookup)
+        finally:
+            self.resolving.discard(name)
 
     def _eval_now(self, text: str):
         return evaluate(self._rewrite_numeric(text), self._lookup_now)
@@ -105,13 +120,7 @@ class SymbolsMixin:
                 if isinstance(v, Rel):
                     return v.section.addr + v.offset
                 if isinstance(v, tuple):
-                    if name in self.resolving:
-                        raise ExprError(f"symbol '{name}' is defined in terms of itself")
-                    self.resolving.add(name)
-                    try:
-                        r = evaluate(v[1], self._lookup_final(dot))
-                    finally:
-                        self.resolving.discard(name)
+                    r = self._resolve(name, v[1], lookup)
                     return r.section.addr + r.offset if isinstance(r, Rel) else r
                 return v
             raise UndefinedSymbol(name)

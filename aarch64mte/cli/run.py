@@ -95,6 +95,21 @@ def add_machine_arguments(parser: argparse.ArgumentParser) -> None:
                              "environment at EL1; 'virt' (default for ELF) is QEMU virt's reset "
                              "state")
     parser.add_argument("--el", type=int, choices=(0, 1), help="exception level to start at")
+    parser.add_argument("--boot-el", type=int, choices=(1, 2), default=None,
+                        help="2: the board has EL2 and the program starts there, like QEMU's "
+                             "-M virt,virtualization=on (default 1: no EL2)")
+    parser.add_argument("--el2", choices=("shim",), default=None,
+                        help="shim: the board has EL2, played by Python; the program is the "
+                             "guest at EL1/EL0 and every exception to EL2 is a VM exit")
+    parser.add_argument("--hcr", action="append", default=[], metavar="FIELD=VALUE",
+                        help="with --el2 shim: an HCR_EL2 field (repeatable; default RW=1 VM=1 "
+                             "ATA=1), e.g. --hcr ATA=0 --hcr TID5=1")
+    parser.add_argument("--stage2", metavar="FILE.toml",
+                        help="with --el2 shim: the stage-2 map ([[map]] ipa, pa, size, attr, "
+                             "perm); default an identity map of RAM, normal-wb rwx")
+    parser.add_argument("--el2-handler", metavar="FILE.py",
+                        help="with --el2 shim: a Python file whose make_handler(shim) returns "
+                             "the VM-exit handler (default: stop at the first exit)")
     parser.add_argument("--tcf", choices=TCF_MODES,
                         help="tag-check fault mode for the starting EL (SCTLR_EL1.TCF/TCF0)")
     parser.add_argument("--gmid-bs", type=_bounded(2, 6, "GMID_EL1.BS"), metavar="N",
@@ -177,6 +192,25 @@ def machine_options(args: argparse.Namespace) -> dict:
         value = getattr(args, name, None)
         if value is not None:
             options[name] = value
+    if getattr(args, "boot_el", None) == 2:
+        if getattr(args, "el", None) is not None:
+            raise InputError("--boot-el 2 starts at EL2: leave out --el")
+        if getattr(args, "el2", None):
+            raise InputError("--boot-el 2 runs the program's own EL2; --el2 shim plays it "
+                             "in Python: choose one")
+        options["el"] = 2
+    shim_opts = [o for o, v in (("--hcr", getattr(args, "hcr", None)),
+                                ("--stage2", getattr(args, "stage2", None)),
+                                ("--el2-handler", getattr(args, "el2_handler", None))) if v]
+    if getattr(args, "el2", None) == "shim":
+        from aarch64mte.el2 import hcr as hcr_fields
+        options["el2"] = "shim"
+        options["hcr"] = hcr_fields.parse_assignments(args.hcr)
+        if args.stage2:
+            check_input_file(args.stage2)
+            options["stage2"] = args.stage2
+    elif shim_opts:
+        raise InputError(f"{shim_opts[0]} needs --el2 shim")
     return options
 
 
@@ -203,6 +237,8 @@ def prepare(args: argparse.Namespace):
     """Build the machine, load the program, apply --entry and --set. Raises InputError."""
     from aarch64mte.debug.regs import check_value, write as write_reg
     machine = make_machine(**machine_options(args))
+    if getattr(args, "el2_handler", None):
+        install_el2_handler(machine, args.el2_handler)
     load_program(machine, args.program, getattr(args, "command", None) or "run")
     symbols = dict(getattr(machine, "symbols", {}) or {})
     if args.entry is not None:
@@ -221,6 +257,22 @@ def prepare(args: argparse.Namespace):
     tag_dumps = [Dump(t, resolve(t, symbols), n) for t, n in getattr(args, "tags", [])]
     mem_dumps = [Dump(t, resolve(t, symbols), n) for t, n in getattr(args, "mem", [])]
     return machine, tag_dumps, mem_dumps
+
+
+def install_el2_handler(machine, path: str) -> None:
+    """Load FILE.py and give the shim the handler its make_handler(shim) returns."""
+    import importlib.util
+    check_input_file(path)
+    with host_failures(path, "cannot load the EL2 handler"):
+        spec = importlib.util.spec_from_file_location("aarch64mte_el2_handler", path)
+        if spec is None or spec.loader is None:
+            raise InputError(f"{path}: not a Python file")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    make = getattr(module, "make_handler", None)
+    if not callable(make):
+        raise InputError(f"{path}: defines no make_handler(shim)")
+    machine.shim.handler = make(machine.shim)
 
 
 def machine_from_args(args: argparse.Namespace):

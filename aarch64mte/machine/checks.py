@@ -224,3 +224,35 @@ def fault_mode(tcf: int, read: bool, write: bool) -> Optional[str]:
     if tcf == 3:
         return "sync" if read else "async"
     return None
+
+
+_ISV_LS = re.compile(r"^(ld|st)(a|ap|l)?(u|t)?r(s)?(b|h|w)?$")
+
+
+def instruction_syndrome(word: int):
+    """(SAS, SSE, SRT, SF, AR) of a data abort taken to EL2 on ``word``, or None when its
+    ISS reports no instruction syndrome (ISV = 0). ISV is 1 for a load or store of one
+    general-purpose register without writeback, acquire/release included; pairs, SIMD&FP,
+    exclusives, atomics, writeback forms and the tag instructions have none."""
+    info = analyse(word)
+    if info is None or info.base is None or info.wback or info.rmw:
+        return None
+    m = _ISV_LS.match(info.mnemonic)
+    if m is None or info.mnemonic.startswith(("ldx", "stx", "ldax", "stlx", "ldp", "stp")):
+        return None
+    for insn in _cs.disasm(struct.pack("<I", word), 0):
+        regs = [o for o in insn.operands if o.type == C.ARM64_OP_REG]
+        if not regs:
+            return None
+        name = insn.reg_name(regs[0].reg)
+        if name[0] not in "xw" and name not in ("xzr", "wzr"):
+            return None                      # SIMD&FP
+        srt = 31 if name in ("xzr", "wzr") else int(name[1:])
+        sf = name[0] == "x"
+        sas = {"b": 0, "h": 1, "w": 2}.get(m.group(5) or "", 3 if sf else 2)
+        if m.group(4) is None and m.group(5) is None:
+            sas = 3 if sf else 2
+        sse = m.group(4) is not None
+        ar = m.group(2) is not None
+        return sas, sse, srt, sf, ar
+    return None

@@ -112,7 +112,7 @@ class CpuView:
         self.regs.set_tco(value)
 
     def el2_enabled(self) -> bool:
-        return False                 # the virt board without virtualization: no EL2
+        return self.mmu.el2          # implemented, and with no EL3 always enabled
 
     def tag_access_enabled(self, el: int) -> bool:
         return self.mmu.tag_access[el]
@@ -140,7 +140,7 @@ class CpuView:
             flags |= native.STLB_TAGGED
         # the entry serves the same 4 KiB VA page; the top byte is ignored when TBI applies
         # to this half (bit 55 is compared, so an address that matches has the same TBI)
-        mask = _PAGE_NO_TOP if tbi_applies(va, self.mmu.regime().tcr) else _PAGE_MASK
+        mask = _PAGE_NO_TOP if tbi_applies(va, self.mmu.regime(el).tcr) else _PAGE_MASK
         ent = (mask, va & mask, el, pa, flags)
         self._stlb[write] = ent
         c = self.core.stlb[1 if write else 0][(va >> 12) & (native.STLB_N - 1)]

@@ -33,6 +33,7 @@ class ExceptionRecord:
     from_el: int
     pc: int                # address of the instruction that took it
     tag_fault: Optional[TagFault] = None
+    ipa: Optional[int] = None   # the faulting IPA of a stage-2 abort (HPFAR_EL2)
 
 
 def vector_offset(from_el: int, target_el: int, sp_sel: int) -> int:

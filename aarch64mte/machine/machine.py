@@ -31,6 +31,7 @@ from typing import Dict, List, Optional
 from unicorn import UcError, UC_HOOK_CODE
 from unicorn import arm64_const as A
 
+from ..semantics import syndrome
 from . import native as native_lib
 from . import profiles
 from .adapter import Engine
@@ -42,19 +43,22 @@ from .debugging import Debugging
 from .events import Events
 from .exception_entry import NO_VECTORS, ExceptionUnit
 from .exceptions import ExceptionRecord
-from .memory import PAGE, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_SIZE, Ram
+from .memory import PAGE, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_SIZE, HostMemory, Ram
 from .mmu import Mmu
 from .hostinputs import HostInputs
 from .mteunit import MteUnit
 from .provenance import DEFAULT_ENTRIES, SOURCES, Provenance
+from .stage2 import Stage2
 from .registers import MASK64, RegisterFile
 from .results import RunResult, WatchHit, _Stop
-from .sysregs import ENCODINGS, CoreMteRegs, MteRegs
+from .sysregs import ENCODINGS, ID_AA64PFR1_MTE3, CoreMteRegs, MteRegs
 from .tagunit import TagUnit
 from .translation import READ, WRITE, WalkFault
 from .traps import Traps
 
 __all__ = ["Machine", "RunResult", "WatchHit"]
+
+SLICE = 5_000_000                   # instructions per emu_start at most
 
 
 class Machine:
@@ -63,11 +67,20 @@ class Machine:
     def __init__(self, profile: Optional[str] = "snippet", el: int = 1, tcf="sync",
                  gmid_bs: int = 4, seed: int = 0, count_classes: bool = False,
                  ram_size: int = RAM_SIZE_DEFAULT, native: Optional[bool] = None,
-                 provenance: bool = True, history: int = DEFAULT_ENTRIES) -> None:
+                 el2: Optional[str] = None, hcr: Optional[dict] = None, stage2=None,
+                 el2_handler=None, provenance: bool = True,
+                 history: int = DEFAULT_ENTRIES) -> None:
         if profile not in (None, "snippet", "virt"):
             raise ValueError(f"unknown profile {profile!r} (snippet, virt)")
-        if el not in (0, 1):
-            raise ValueError("el must be 0 or 1")
+        if el not in (0, 1, 2):
+            raise ValueError("el must be 0, 1 or 2")
+        if el == 2 and el2 is None:
+            el2 = "native"
+        if el2 not in (None, "native", "shim"):
+            raise ValueError(f"unknown el2 {el2!r} (native, shim)")
+        if el == 2 and el2 != "native":
+            raise ValueError("booting at EL2 runs the program's own EL2 code (el2='native')")
+        self.el2 = el2                      # None: no EL2 (QEMU virt without virtualization)
         if isinstance(tcf, str):
             if tcf not in profiles.TCF_CODES:
                 raise ValueError(f"unknown tcf {tcf!r} (none, sync, async, asymm)")
@@ -92,8 +105,11 @@ class Machine:
         # the MTE registers live where the code that uses them most can reach them fastest
         self.mte = CoreMteRegs(core, gmid_bs) if lib is not None else MteRegs(gmid_bs)
         self.mte.rng = (seed or 0x5EED) & MASK64
-        self.mmu = mmu = Mmu(eng, core, self.ram, events, lib)
-        self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate)
+        self.mmu = mmu = Mmu(eng, core, self.ram, events, lib, el2=el2 is not None)
+        self.host_memory = HostMemory() if el2 == "shim" else None
+        if el2 is not None:
+            mmu.stage2 = Stage2(self._read_descriptor, lambda name: eng.cp_read(*ENCODINGS[name]))
+        self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate, self._id_values(), mmu)
         self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.counters, self.mte, lib)
         self.tags = self.tagunit.tags
         self.provenance = Provenance(core, self.ram, self.tags, history) if provenance else None
@@ -128,16 +144,43 @@ class Machine:
         self._end_hook = None
         self._setup_engine()
         self._reset_common()
+        self.shim = None
+        if el2 == "shim":
+            from ..el2.shim import Shim
+            self.shim = Shim(self, hcr, stage2, el2_handler)
+            self.shim.install()
+        elif hcr or stage2 is not None or el2_handler is not None:
+            raise ValueError("hcr, stage2 and el2_handler are the shim's (el2='shim')")
+
+    def _id_values(self) -> dict:
+        """The ID registers as this machine implements them, where they differ from the
+        engine's (its MAX CPU has no MTE, and EL2 and EL3 exist in it whatever the board)."""
+        cp = self.eng.cp_read
+        pfr0 = cp(*ENCODINGS["ID_AA64PFR0_EL1"])
+        # no EL3; EL2 only on a board with it (QEMU virt's virtualization=on)
+        pfr0 &= ~(0xF << 12) & ~(0 if self.el2 is not None else 0xF << 8)
+        pfr1 = (cp(*ENCODINGS["ID_AA64PFR1_EL1"]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
+        return {"ID_AA64PFR0_EL1": pfr0, "ID_AA64PFR1_EL1": pfr1}
 
     def _setup_engine(self) -> None:
         uc, eng = self.uc, self.eng
-        # TBI needs EL1 to be non-secure AArch64 with EL2 set to AArch64 for EL1.
-        eng.cp_write(*ENCODINGS["SCR_EL3"], (1 << 10) | 1)
-        eng.cp_write(*ENCODINGS["HCR_EL2"], 1 << 31)
+        # TBI needs EL1 to be non-secure AArch64 with EL2 set to AArch64 for EL1. With EL2 the
+        # program (or the shim) owns HCR_EL2 and HVC reaches EL2 (SCR_EL3.HCE); without it
+        # nothing may trap to an EL2 that is not there (HCR_EL2.API/APK).
+        eng.cp_write(*ENCODINGS["SCR_EL3"], (1 << 10) | 1 | ((1 << 8) if self.el2 else 0))
+        eng.cp_write(*ENCODINGS["HCR_EL2"], (1 << 31) | (0 if self.el2 else (3 << 40)))
         uc.mmio_map(UART_BASE, UART_SIZE,
                     lambda u, off, size, ud: self.board.uart_read(off, size), None,
                     lambda u, off, size, val, ud: self.board.uart_write(off, size, val), None)
         self.core.dczid_bytes = 4 << (eng.cp_read(*ENCODINGS["DCZID_EL0"]) & 0xF)
+
+    def _read_descriptor(self, pa: int):
+        """A translation table entry from RAM or host memory (None where there is neither)."""
+        if self.ram.contains(pa):
+            return self.ram.read_descriptor(pa)
+        if self.host_memory is not None:
+            return self.host_memory.read_descriptor(pa)
+        return None
 
     def _reset_common(self) -> None:
         eng = self.eng
@@ -148,7 +191,16 @@ class Machine:
         eng.cp_write(*ENCODINGS["SCTLR_EL1"], profiles.SCTLR_RESET)
         eng.cp_write(*ENCODINGS["CPACR_EL1"], 3 << 20)
         eng.wr(A.UC_ARM64_REG_VBAR_EL1, NO_VECTORS)
-        self.regs.set_pstate(0x3C5)
+        if self.el2 is not None:
+            self.mte.tfsr_el2 = 0
+            eng.cp_write(*ENCODINGS["SCTLR_EL2"], profiles.SCTLR_EL2_RESET)
+            eng.wr(A.UC_ARM64_REG_VBAR_EL2, NO_VECTORS)
+        self.regs.set_pstate(self._boot_pstate())
+
+    def _boot_pstate(self) -> int:
+        """ELxh with DAIF masked: EL2 when the program boots there, else EL1 (EL0t for the
+        snippet profile's EL0 programs, set by _apply_snippet)."""
+        return 0x3C9 if self.start_el == 2 else 0x3C5
 
     # --- loading ---------------------------------------------------------------------------------
     def load(self, path: str):
@@ -187,6 +239,8 @@ class Machine:
         else:
             self._apply_virt()
         self.eng.set_pc(image.entry)
+        if self.shim is not None:
+            self.shim.install()
         self.mmu.invalidate()
 
     def _apply_snippet(self) -> None:
@@ -200,7 +254,16 @@ class Machine:
         eng.cp_write(*ENCODINGS["SCTLR_EL1"], profiles.snippet_sctlr(self.tcf))
         stack = table_pa - profiles.STACK_GAP
         eng.wr(A.UC_ARM64_REG_X30, self.text_end)
-        if self.start_el == 0:
+        if self.start_el == 2:
+            # the same identity map for the EL2 regime, and EL1 left AArch64 for the program
+            eng.cp_write(*ENCODINGS["MAIR_EL2"], profiles.SNIPPET_MAIR)
+            eng.cp_write(*ENCODINGS["TCR_EL2"], profiles.SNIPPET_TCR_EL2)
+            eng.cp_write(*ENCODINGS["TTBR0_EL2"], table_pa)
+            eng.cp_write(*ENCODINGS["SCTLR_EL2"], profiles.snippet_sctlr_el2(self.tcf))
+            self.mmu.set_hcr(1 << 31)
+            self.regs.set_pstate(0x3C9)          # EL2h, DAIF masked
+            eng.wr(A.UC_ARM64_REG_SP, stack)
+        elif self.start_el == 0:
             eng.wr(A.UC_ARM64_REG_SP_EL1, stack)
             eng.wr(A.UC_ARM64_REG_SP_EL0, stack - 0x10_0000)
             self.regs.set_pstate(0x000)          # EL0t
@@ -215,7 +278,12 @@ class Machine:
         eng.cp_write(*ENCODINGS["TCR_EL1"], 0)
         eng.cp_write(*ENCODINGS["MAIR_EL1"], 0)
         eng.cp_write(*ENCODINGS["CPACR_EL1"], 0)
-        self.regs.set_pstate(0x3C5)
+        if self.el2 is not None:
+            eng.cp_write(*ENCODINGS["SCTLR_EL2"], profiles.SCTLR_EL2_RESET)
+            eng.cp_write(*ENCODINGS["TCR_EL2"], 0)
+            eng.cp_write(*ENCODINGS["MAIR_EL2"], 0)
+            self.mmu.set_hcr(profiles.HCR_EL2_RESET)
+        self.regs.set_pstate(self._boot_pstate())
         self.mte.rgsr_el1 = 0
 
     def _hook_text_end(self) -> None:
@@ -458,7 +526,10 @@ class Machine:
             while result is None:
                 pc = eng.pc()
                 # the limit first: a request_stop from now on lowers it and is not lost
-                cnt.limit = MASK64 if finishing else limit
+                # at most SLICE instructions per emu_start: between them Python runs its
+                # signal handlers (Ctrl-C, SIGTERM), which it cannot while native hooks run
+                sliced = min(limit, cnt.insns + SLICE)
+                cnt.limit = MASK64 if finishing else sliced
                 if events.stop_requested:
                     result = RunResult("interrupt", None, None, pc)
                     break
@@ -547,6 +618,8 @@ class Machine:
                     result = RunResult("exception", None, rec, pc)
                     break
                 if cnt.hit_limit:
+                    if sliced < limit:
+                        continue             # only the slice ended: go on
                     finishing = True         # the next block would pass the budget
                     continue
                 # emu_start returned on its own: PC reached `until`, or the count ran out
@@ -570,8 +643,8 @@ class Machine:
         self.counting.fix_count(f.pc, True, completed=False)
         f.insns = self.counting.counter.insns
         try:
-            self.exc.take("data_abort", self.tagunit.fault_esr(f, self.el), f.va, f.pc, f.pc,
-                          tag_fault=f)
+            self.exc.take("data_abort", lambda same: syndrome.tag_check_fault_esr(f.write, same),
+                          f.va, f.pc, f.pc, tag_fault=f)
         except _Stop:
             pass
 

@@ -31,6 +31,32 @@ def alias(pa: int, tag: int) -> int:
     return pa | ALIAS_FLAG | (tag << ALIAS_SHIFT)
 
 
+HOST_BASE = 0x1_0000_0000             # host-only memory: never mapped into the engine
+HOST_SIZE = 1 << 20
+
+
+class HostMemory:
+    """Physical memory only the host (an EL2 played by Python) reaches: the stage-2 tables
+    live here, where no guest access can land."""
+
+    def __init__(self, base: int = HOST_BASE, size: int = HOST_SIZE) -> None:
+        self.base = base
+        self.size = size
+        self.buf = bytearray(size)
+
+    def contains(self, pa: int, n: int = 1) -> bool:
+        return self.base <= pa and pa + n <= self.base + self.size
+
+    def read_descriptor(self, pa: int):
+        if pa & 7 or not self.contains(pa, 8):
+            return None
+        return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
+
+    def write(self, pa: int, data: bytes) -> None:
+        o = pa - self.base
+        self.buf[o:o + len(data)] = data
+
+
 class Ram:
     """Guest RAM: host-backed bytes plus direct (engine-free) accessors for the walker."""
 
@@ -59,6 +85,13 @@ class Ram:
         self.buf[o:o + len(data)] = data
 
     def read64(self, pa: int) -> int:
+        return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
+
+    def read_descriptor(self, pa: int):
+        """A translation table entry at ``pa``, or None where there is no RAM (the walk then
+        takes a synchronous external abort)."""
+        if pa & 7 or not self.base <= pa <= self.end - 8:
+            return None
         return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
 
     def zero(self, pa: int, n: int) -> None:

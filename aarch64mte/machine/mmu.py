@@ -24,26 +24,32 @@ from unicorn import UC_HOOK_TLB_FILL, UC_MEM_FETCH, UC_MEM_WRITE
 from unicorn import arm64_const as A
 from unicorn.unicorn_py3.unicorn import uc_hook_h, uclib
 
-from ..semantics import faults, syndrome
+from ..semantics import faults
 from . import checks, native, regime_state
 from .memory import PAGE, UART_BASE, UART_SIZE
+
+HCR_VM, HCR_DC, HCR_DCT = 1 << 0, 1 << 12, 1 << 57
+HCR_MASK = (1 << 59) - 1
 from .sysregs import ENCODINGS
+from ..semantics.pseudocode import TranslationRegime
 from .translation import (FETCH, PROT_W, READ, WRITE, Regime, Stage1, Translation, WalkFault,
-                          strip_tag)
+                          el2_tcr, strip_tag)
 
 PSTATE_UAO = 1 << 23                # LDTR/STTR at EL1 behave as ordinary accesses
 
 
 class Mmu:
-    def __init__(self, eng, core, ram, events, lib) -> None:
+    def __init__(self, eng, core, ram, events, lib, el2: bool = False) -> None:
         self.eng = eng
         self.core = core
         self.ram = ram
         self.events = events
         self.lib = lib
+        self.el2 = el2                      # EL2 is implemented (and, with no EL3, enabled)
+        self.stage2 = None                  # Stage2 walker (set by the machine with EL2)
         self.watching = False               # a debugger watch: every fill and trap in Python
         self._core_valid = False            # mirrors core.regime_valid (only Python sets it)
-        self._tag_access = (False,) * 4
+        self.state = None                   # regime_state.RegimeState
         self._py_fetch = core.py_fetch = native.PY_FETCH(self._native_fetch)
         self._py_fill = core.py_fill = native.PY_FILL(self._fill)
         if lib is not None:
@@ -53,8 +59,11 @@ class Mmu:
             uclib.uc_hook_add(eng.handle, ctypes.byref(h), UC_HOOK_TLB_FILL,
                               ctypes.cast(self._py_fill, ctypes.c_void_p), None,
                               ctypes.c_uint64(1), ctypes.c_uint64(0))
-        self.stage1 = Stage1(ram.read64)
-        self._regime: Optional[Regime] = None
+        self.stage1 = Stage1(ram.read_descriptor)
+        self._regimes = {}                  # EL -> Regime
+        # HCR_EL2 as the program wrote it: the engine keeps only the bits it knows (none of
+        # FEAT_MTE's: ATA, DCT, TID5), and traps on those itself
+        self.hcr_value = 0
         self._code_pa: Dict[int, int] = {}  # VA page -> PA page for instruction fetches
         self.on_invalidate: List[Callable[[], None]] = []
         self.page_mapper = None
@@ -62,19 +71,52 @@ class Mmu:
         self.on_code_page = None
 
     # --- the regime ------------------------------------------------------------------------
-    def regime(self) -> Regime:
-        r = self._regime
+    def hcr(self) -> int:
+        """HCR_EL2 as it applies (0 without EL2)."""
+        return self.hcr_value if self.el2 else 0
+
+    def set_hcr(self, value: int, engine: bool = True) -> None:
+        """HCR_EL2 := value (bits 58:0; TWEDEn and TWEDEL are RES0 without FEAT_TWED). The
+        engine gets its copy too unless the program's own MSR is about to write it."""
+        self.hcr_value = value & HCR_MASK
+        if engine:
+            self.eng.cp_write(*ENCODINGS["HCR_EL2"], self.hcr_value)
+        self.invalidate()
+
+    def regime(self, el: Optional[int] = None) -> Regime:
+        """The stage-1 regime that translates an access made at ``el`` (the current EL if
+        None): TranslationRegime(el) from HCR_EL2.{E2H, TGE}, with stage 2 behind EL1&0 when
+        HCR_EL2.VM or HCR_EL2.DC is set."""
+        if el is None:
+            el = self.regs_el()
+        r = self._regimes.get(el)
         if r is None:
             cp = self.eng.cp_read
-            r = self._regime = Regime(cp(*ENCODINGS["SCTLR_EL1"]), cp(*ENCODINGS["TCR_EL1"]),
-                                      cp(*ENCODINGS["TTBR0_EL1"]), cp(*ENCODINGS["TTBR1_EL1"]),
-                                      cp(*ENCODINGS["MAIR_EL1"]))
+            hcr = self.hcr()
+            kind = TranslationRegime(el, hcr, self.el2)
+            if kind == "EL10":
+                r = Regime(cp(*ENCODINGS["SCTLR_EL1"]), cp(*ENCODINGS["TCR_EL1"]),
+                           cp(*ENCODINGS["TTBR0_EL1"]), cp(*ENCODINGS["TTBR1_EL1"]),
+                           cp(*ENCODINGS["MAIR_EL1"]), "EL10")
+                if self.stage2 is not None and hcr & (HCR_VM | HCR_DC):
+                    r.stage2 = self.stage2.for_regime(r, hcr)
+                if self.stage2 is not None and hcr & HCR_DC:
+                    # stage 1 treated as off, its output Normal WB (Tagged with HCR_EL2.DCT)
+                    r.s1_off_attr = 0xF0 if hcr & HCR_DCT else 0xFF
+            elif kind == "EL20":
+                r = Regime(cp(*ENCODINGS["SCTLR_EL2"]), cp(*ENCODINGS["TCR_EL2"]),
+                           cp(*ENCODINGS["TTBR0_EL2"]), cp(*ENCODINGS["TTBR1_EL2"]),
+                           cp(*ENCODINGS["MAIR_EL2"]), "EL20")
+            else:
+                r = Regime(cp(*ENCODINGS["SCTLR_EL2"]), el2_tcr(cp(*ENCODINGS["TCR_EL2"])),
+                           cp(*ENCODINGS["TTBR0_EL2"]), 0, cp(*ENCODINGS["MAIR_EL2"]), "EL2")
+            self._regimes[el] = r
         return r
 
     def invalidate(self, flush: bool = True) -> None:
         """Forget everything derived from the translation (and the engine's TLB, unless the
         guest's own TLBI is flushing it)."""
-        self._regime = None
+        self._regimes.clear()
         self._code_pa.clear()
         core = self.core
         core.regime_valid = 0
@@ -92,41 +134,45 @@ class Mmu:
     def ensure_core_state(self) -> None:
         """Bring the regime state the native hooks read up to date (``regime_state``)."""
         if not self._core_valid:
-            self._tag_access = regime_state.refresh(self.core, self.regime(),
-                                                    self.lib is not None, self.watching)
+            self.state = regime_state.refresh(self.core, self, self.lib is not None,
+                                              self.watching)
             self._core_valid = True
 
     @property
     def tag_access(self) -> tuple:
         """AllocationTagAccessIsEnabled(el) for EL0..EL3."""
         self.ensure_core_state()
-        return self._tag_access
+        return self.state.tag_access
 
     # --- translation -----------------------------------------------------------------------
     def translate(self, va: int, el: int, access: str):
-        return self.stage1.translate(va, el, access, self.regime())
+        return self.stage1.translate(va, el, access, self.regime(el))
 
     def data_translate(self, va: int, write: bool, el: int) -> Translation:
         """The translation a data access of an MTE instruction gets; raises the fault."""
-        t = self.stage1.translate(va, el, WRITE if write else READ, self.regime())
+        t = self.stage1.translate(va, el, WRITE if write else READ, self.regime(el))
         if isinstance(t, WalkFault):
-            raise faults.TranslationFault(va, write, t.dfsc)
+            raise faults.TranslationFault(va, write, t.dfsc, stage2=t.stage == 2, ipa=t.ipa,
+                                          s1ptw=t.s1ptw, level=t.level)
         if not (self.ram.contains(t.pa) or UART_BASE <= t.pa < UART_BASE + UART_SIZE):
-            raise faults.TranslationFault(va, write, syndrome.FSC_SYNC_EXTERNAL)
+            raise faults.TranslationFault(va, write, 0b010000)   # synchronous external abort
         return t
 
-    def debug_translate(self, va: int):
-        """The translation of ``va`` for the debugger's accesses: EL1 permissions, the pointer's
-        tag bits ignored whatever TBI says."""
-        r = self.regime()
-        return self.stage1.translate(strip_tag(va, r.tcr | (3 << 37)), 1, READ, r)
+    def debug_translate(self, va: int, el: Optional[int] = None):
+        """The translation of ``va`` for the debugger's accesses: the regime of ``el`` (the
+        current EL, at least EL1) with its privileged permissions, the pointer's tag bits
+        ignored whatever TBI says."""
+        if el is None:
+            el = max(1, self.regs_el())
+        r = self.regime(el)
+        return self.stage1.translate(strip_tag(va, r.tcr | (3 << 37)), el, READ, r)
 
     def fetch_word(self, pc: int, el: int) -> int:
         """The instruction word at ``pc`` (0, UDF, where it cannot be fetched)."""
         vp = pc & ~0xFFF
         pp = self._code_pa.get(vp)
         if pp is None:
-            t = self.stage1.translate(pc, el, FETCH, self.regime())
+            t = self.stage1.translate(pc, el, FETCH, self.regime(el))
             if isinstance(t, WalkFault):
                 return 0
             pp = self._code_pa[vp] = t.pa & ~0xFFF
@@ -155,10 +201,10 @@ class Mmu:
             acc = FETCH if access == UC_MEM_FETCH else WRITE if access == UC_MEM_WRITE else READ
             if el == 1 and acc != FETCH and not ps & PSTATE_UAO and self._unprivileged_at_pc(el):
                 el = 0          # LDTR/STTR: EL0 permissions and EL0 tag-check rules
-            r = self.regime()
+            r = self.regime(el)
             t = self.stage1.translate(vaddr, el, acc, r)
             if isinstance(t, WalkFault):
-                events.fill_fault = (vaddr, acc, t.dfsc, el)
+                events.fill_fault = (vaddr, acc, t, el)
                 return False
             pa = t.pa
             page = pa & ~(PAGE - 1)
@@ -171,7 +217,7 @@ class Mmu:
                 if page is None:
                     return False                 # refused: retried once the hook exists
             elif not (UART_BASE <= pa < UART_BASE + UART_SIZE):
-                events.fill_fault = (vaddr, acc, syndrome.FSC_SYNC_EXTERNAL, el)
+                events.fill_fault = (vaddr, acc, WalkFault("external", 0), el)
                 return False
             perms = t.perms
             if acc != FETCH and el == self.regs_el():
@@ -211,7 +257,7 @@ class Mmu:
     def _native_fetch(self, pc: int) -> int:
         try:
             el = self.regs_el()
-            t = self.stage1.translate(pc, el, FETCH, self.regime())
+            t = self.stage1.translate(pc, el, FETCH, self.regime(el))
             if isinstance(t, WalkFault):
                 return -1
             self._code_page(pc, t.pa)

@@ -50,6 +50,20 @@ def snippet_tables(ram_base: int, ram_size: int, el0: bool):
     return table_pa, struct.pack("<512Q", *entries)
 
 
+# SCTLR_EL2 as QEMU resets it for an EL2 that does not run E2H (its RES1 bits), and HCR_EL2
+SCTLR_EL2_RESET = 0x30C50830
+HCR_EL2_RESET = 0
+# TCR_EL2 (E2H = 0 layout) for the snippet profile booting at EL2: T0SZ = 25, 4 KiB granule,
+# inner/outer write-back, inner shareable, PS = 40 bits (18:16 = 2), TBI (20)
+SNIPPET_TCR_EL2 = 25 | (1 << 8) | (1 << 10) | (3 << 12) | (2 << 16) | (1 << 20) | (1 << 31) \
+    | (1 << 23)
+
+
+def snippet_sctlr_el2(tcf: int) -> int:
+    """SCTLR_EL2 (E2H = 0) for the snippet profile: MMU, caches, ATA, TCF."""
+    return SCTLR_EL2_RESET | SCTLR_M | SCTLR_C | SCTLR_I | SCTLR_ATA | (tcf << 40)
+
+
 def snippet_sctlr(tcf: int) -> int:
     return (SCTLR_RESET | SCTLR_M | SCTLR_C | SCTLR_I | SCTLR_ATA | SCTLR_ATA0
             | (tcf << 40) | (tcf << 38))

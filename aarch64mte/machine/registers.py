@@ -11,7 +11,7 @@ from typing import Callable
 
 from unicorn import arm64_const as A
 
-from .sysregs import (ENCODINGS, GCR_MASK, ID_AA64PFR1_MTE3, MTE_STATE, RGSR_MASK, TFSR_MASK,
+from .sysregs import (ENCODINGS, GCR_MASK, MTE_STATE, RGSR_MASK, TFSR_MASK,
                       TRANSLATION_REGS, UC_IDS, MteRegs)
 
 MASK64 = (1 << 64) - 1
@@ -28,10 +28,14 @@ _SP_BANKS = {"sp_el0": A.UC_ARM64_REG_SP_EL0, "sp_el1": A.UC_ARM64_REG_SP_EL1,
 
 
 class RegisterFile:
-    def __init__(self, eng, mte: MteRegs, on_translation_change: Callable[[], None]) -> None:
+    def __init__(self, eng, mte: MteRegs, on_translation_change: Callable[[], None],
+                 id_values=None, mmu=None) -> None:
         self.eng = eng
         self.mte = mte
         self.on_translation_change = on_translation_change
+        self.mmu = mmu                      # holds HCR_EL2 as the program wrote it
+        # ID registers whose value the machine gives (what it implements), by name
+        self.id_values = dict(id_values or {})
 
     # --- PSTATE ----------------------------------------------------------------------------
     def pstate(self) -> int:
@@ -138,8 +142,10 @@ class RegisterFile:
         name = name.upper()
         if name in MTE_STATE:
             return self.mte.read(name)
-        if name == "ID_AA64PFR1_EL1":
-            return (self.eng.cp_read(*ENCODINGS[name]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
+        if name in self.id_values:
+            return self.id_values[name]
+        if name == "HCR_EL2" and self.mmu is not None and self.mmu.el2:
+            return self.mmu.hcr_value
         if name in UC_IDS:
             if name in ("SP_EL0", "SP_EL1"):
                 return self.reg(name)
@@ -159,6 +165,9 @@ class RegisterFile:
             return
         if name in MTE_STATE:
             self.mte.write(name, value)
+            return
+        if name == "HCR_EL2" and self.mmu is not None and self.mmu.el2:
+            self.mmu.set_hcr(value)
             return
         if name in ("SP_EL0", "SP_EL1"):
             self.set_reg(name, value)

@@ -9,7 +9,9 @@ all in a snapshot:
 
 - the engine's CPU context (``uc_context_save``: every general, SIMD and system register);
 - the shared core's fields, but for its pointers and caches (MTE registers, counters, the
-  provenance sequence), and the Python paths' counters, MTE registers and log lengths;
+  provenance sequence), and the Python paths' counters, MTE registers and log lengths (and
+  the EL2 shim's HCR_EL2, exit log and stage-2 tables in host memory; its handler must be a
+  function of the machine's state, as the machine is);
 - the pages of RAM, allocation tags and provenance records that changed since the previous
   snapshot: each is compared with a shadow copy of its content at the previous snapshot (libc
   ``memcmp`` per MiB, then per 4 KiB page), so a snapshot costs a compare of memory plus a copy
@@ -164,6 +166,9 @@ class Recorder:
         prov = getattr(machine, "provenance", None)
         if prov is not None:
             self.regions += [_Region(name, buf) for name, buf in prov.mappings]
+        host = getattr(machine, "host_memory", None)
+        if host is not None:                  # the EL2 shim's stage-2 tables
+            self.regions.append(_Region("host", host.buf))
         self._core_bytes = (ctypes.c_char * ctypes.sizeof(machine.core)).from_buffer(machine.core)
         self.snaps: List[Snapshot] = []
         self._base = 0                   # the snapshot the shadows hold
@@ -197,6 +202,10 @@ class Recorder:
             st["counter"] = tuple(getattr(counter, k) for k in counter.__slots__)
         if not hasattr(m.mte, "_core"):          # the Python paths keep them in Python
             st["mte"] = dict(vars(m.mte))
+        st["hcr"] = getattr(m.mmu, "hcr_value", None)
+        shim = getattr(m, "shim", None)
+        if shim is not None:
+            st["shim"] = (shim.hcr_value, len(shim.exits))
         return st
 
     def snapshot(self, note: str) -> Snapshot:
@@ -255,6 +264,11 @@ class Recorder:
                 setattr(m.counting.counter, k, v)
         if "mte" in st:
             vars(m.mte).update(st["mte"])
+        if st.get("hcr") is not None:
+            m.mmu.hcr_value = st["hcr"]
+        if "shim" in st:
+            m.shim.hcr_value, n = st["shim"]
+            del m.shim.exits[n:]
         m.debugging.before_skip = None
         core = m.core
         core.inst_insns = core.inst_blk = core.inst_pc = 0

@@ -56,6 +56,37 @@ ENCODINGS = {
     "HPFAR_EL2": (3, 4, 6, 0, 4),
     "VTCR_EL2": (3, 4, 2, 1, 2),
     "VTTBR_EL2": (3, 4, 2, 1, 0),
+    "TTBR0_EL2": (3, 4, 2, 0, 0),
+    "TTBR1_EL2": (3, 4, 2, 0, 1),
+    "MAIR_EL2": (3, 4, 10, 2, 0),
+    "CPTR_EL2": (3, 4, 1, 1, 2),
+    "HSTR_EL2": (3, 4, 1, 1, 3),
+    "MDCR_EL2": (3, 4, 1, 1, 1),
+    "VPIDR_EL2": (3, 4, 0, 0, 0),
+    "VMPIDR_EL2": (3, 4, 0, 0, 5),
+    "CNTHCTL_EL2": (3, 4, 14, 1, 0),
+    "CNTVOFF_EL2": (3, 4, 14, 0, 3),
+    "TPIDR_EL2": (3, 4, 13, 0, 2),
+    "CONTEXTIDR_EL2": (3, 4, 13, 0, 1),
+    "ACTLR_EL2": (3, 4, 1, 0, 1),
+    "AFSR0_EL2": (3, 4, 5, 1, 0),
+    "SCTLR_EL12": (3, 5, 1, 0, 0),
+    "CPACR_EL12": (3, 5, 1, 0, 2),
+    "TTBR0_EL12": (3, 5, 2, 0, 0),
+    "TTBR1_EL12": (3, 5, 2, 0, 1),
+    "TCR_EL12": (3, 5, 2, 0, 2),
+    "SPSR_EL12": (3, 5, 4, 0, 0),
+    "ELR_EL12": (3, 5, 4, 0, 1),
+    "ESR_EL12": (3, 5, 5, 2, 0),
+    "FAR_EL12": (3, 5, 6, 0, 0),
+    "MAIR_EL12": (3, 5, 10, 2, 0),
+    "VBAR_EL12": (3, 5, 12, 0, 0),
+    "CONTEXTIDR_EL12": (3, 5, 13, 0, 1),
+    "ID_AA64MMFR1_EL1": (3, 0, 0, 7, 1),
+    "ID_AA64MMFR2_EL1": (3, 0, 0, 7, 2),
+    "ID_AA64ISAR1_EL1": (3, 0, 0, 6, 1),
+    "ID_AA64DFR0_EL1": (3, 0, 0, 5, 0),
+    "CTR_EL0": (3, 3, 0, 0, 1),
     "SCR_EL3": (3, 6, 1, 1, 0),
 }
 BY_ENCODING = {v: k for k, v in ENCODINGS.items()}
@@ -154,6 +185,8 @@ class CoreMteRegs(MteRegs):
 
 ID_AA64PFR1_MTE3 = 3 << 8
 
-# Writing one of these changes the stage-1 translation: the machine's caches follow.
-TRANSLATION_REGS = {ENCODINGS[n] for n in ("SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1",
-                                           "MAIR_EL1")}
+# Writing one of these changes a translation or the tag checks: the machine's caches follow.
+TRANSLATION_REGS = {ENCODINGS[n] for n in (
+    "SCTLR_EL1", "TCR_EL1", "TTBR0_EL1", "TTBR1_EL1", "MAIR_EL1",
+    "SCTLR_EL2", "TCR_EL2", "TTBR0_EL2", "TTBR1_EL2", "MAIR_EL2", "HCR_EL2", "VTTBR_EL2",
+    "VTCR_EL2", "SCTLR_EL12", "TCR_EL12", "TTBR0_EL12", "TTBR1_EL12", "MAIR_EL12")}

@@ -25,7 +25,6 @@ from unicorn import UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MEM_WRITE
 from unicorn.unicorn_py3.unicorn import HOOK_MEM_ACCESS_CFUNC
 from unicorn import arm64_const as A
 
-from ..semantics import syndrome
 from ..semantics.tags import TagStorage
 from . import checks, native
 from .exceptions import TagFault
@@ -83,23 +82,23 @@ class TagUnit:
         core.py_winfo = self._py_winfo
 
     # --- pages -------------------------------------------------------------------------------
-    def checkable(self, va: int, el: int, r: Regime) -> bool:
+    def checkable(self, va: int, el: int, r: Regime = None) -> bool:
         """Can an access through ``va`` at ``el`` be tag-checked at all (AccessIsTagChecked
-        without the per-instruction part)?"""
+        without the per-instruction part: TBI, TCMA, tag access, TCF, PSTATE.TCO)?"""
         if self.mte.tco:
             return False
-        tcr = r.tcr
+        mmu = self.mmu
+        if not mmu._core_valid:
+            mmu.ensure_core_state()
+        st = mmu.state
         upper = (va >> 55) & 1
-        if not (tcr >> (38 if upper else 37)) & 1:                 # TBI
+        if not st.tbi[el][upper] or not st.tag_access[el] or not st.tcf[el]:
             return False
-        if (tcr >> (58 if upper else 57)) & 1:                     # TCMA1 / TCMA0
+        if st.tcma[el][upper]:
             top = (va >> 55) & 0x1F
             if top == (0x1F if upper else 0):
                 return False
-        sctlr = r.sctlr
-        if not (sctlr >> (42 if el == 0 else 43)) & 1:             # ATA0 / ATA
-            return False
-        return ((sctlr >> (38 if el == 0 else 40)) & 3) != 0       # TCF0 / TCF
+        return True
 
     def engine_page(self, vaddr: int, el: int, r: Regime, t, page: int) -> Optional[int]:
         """The engine page for a RAM page the fill is mapping (plain or a tag alias); None:
@@ -234,7 +233,7 @@ class TagUnit:
             return                   # not a load/store this check understands
         ael = 0 if info.unpriv and not ps & PSTATE_UAO else el
         va = checks.effective_address(info, eng.rd)
-        r = self.mmu.regime()
+        r = self.mmu.regime(ael)
         if not info.checked or not self.checkable(va, ael, r):
             return
         n = max(info.size, size)
@@ -255,7 +254,7 @@ class TagUnit:
                 else:
                     self.checked_granules_read += 1
                 if atag != ltag:
-                    tcf = (r.sctlr >> (38 if ael == 0 else 40)) & 3
+                    tcf = self.mmu.state.tcf[ael]
                     mode = checks.fault_mode(tcf, reading, write or rmw)
                     f = TagFault(gva, ltag, atag, write and not rmw, mode, pc, ael)
                     self.faults.append(f)
@@ -268,19 +267,22 @@ class TagUnit:
             g += 16
 
     def record_async(self, va: int, el: int) -> None:
-        """An asynchronous tag-check fault: TFSR_EL1/TFSRE0_EL1.TF0 or TF1 by address bit 55."""
+        """An asynchronous tag-check fault (AArch64.ReportTagCheckFault): TF0 or TF1 by address
+        bit 55, in TFSRE0_EL1 for EL0, TFSR_EL1 for EL1, TFSR_EL2 for EL2."""
         bit = 1 << ((va >> 55) & 1)
         if el == 0:
             self.mte.tfsre0_el1 |= bit
-        else:
+        elif el == 1:
             self.mte.tfsr_el1 |= bit
+        else:
+            self.mte.tfsr_el2 |= bit
 
     def _sync_fault(self, f: TagFault, info, va: int, n: int, el: int) -> None:
         """Stop before the access has effect: save what the engine may still change."""
         eng = self.eng
         saved_mem = []
         a, end = va, va + n
-        r = self.mmu.regime()
+        r = self.mmu.regime(el)
         while a < end:
             k = min(end - a, (a | (PAGE - 1)) + 1 - a)
             t = self.mmu.stage1.translate(a, el, READ, r)
@@ -307,7 +309,3 @@ class TagUnit:
         eng.set_pc(f.pc)
         self.core.in_fault = 0
         return f
-
-    @staticmethod
-    def fault_esr(f: TagFault, el: int) -> int:
-        return syndrome.data_abort_esr(syndrome.FSC_TAG_CHECK, f.write, el == 1)

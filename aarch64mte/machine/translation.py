@@ -27,21 +27,29 @@ class Translation:
     pa: int               # physical address of va (not page aligned)
     perms: int            # PROT_* the current EL has
     attr: int             # MAIR attribute byte of the leaf (0x00: Device-nGnRnE)
-    tagged: bool          # Normal Tagged memory (attribute 0xF0), MMU on
+    tagged: bool          # Normal Tagged memory (attribute 0xF0, and stage 2 agreeing)
     level: int            # level of the leaf descriptor (-1: MMU off)
     size: int             # size of the block or page the leaf maps
+    ipa: Optional[int] = None   # behind stage 2: the intermediate physical address
+    nta: bool = False     # stage 2 says NoTagAccess (FEAT_MTE_PERM)
 
 
 @dataclass
 class WalkFault:
     kind: str             # 'translation' | 'permission' | 'access_flag' | 'address_size'
+                          # | 'external' (no memory there: a synchronous external abort)
     level: int
     stage: int = 1
-    ipa: int = 0
+    ipa: int = 0          # stage 2: the IPA that faulted
+    s1ptw: bool = False   # stage 2: on a stage-1 table walk's read
 
     @property
     def dfsc(self) -> int:
         """Fault status code (Arm ARM, ESR_ELx.ISS.DFSC/IFSC) for this fault and level."""
+        if self.kind == "external":
+            return 0b010000
+        if self.kind == "external_walk":          # on a translation table walk, level LL
+            return 0b010100 | (self.level & 3)
         base = {"address_size": 0b000000, "translation": 0b000100,
                 "access_flag": 0b001000, "permission": 0b001100}[self.kind]
         return base | (self.level & 3)
@@ -49,13 +57,36 @@ class WalkFault:
 
 @dataclass
 class Regime:
-    """The registers a stage-1 walk reads (cached by the machine between writes)."""
+    """The registers a stage-1 walk reads (cached by the machine between writes).
+
+    ``kind`` is the translation regime: 'EL10' (EL1&0), 'EL20' (EL2&0, FEAT_VHE) or 'EL2'.
+    ``tcr`` is always in the EL1&0 layout: the EL2 regime's TCR_EL2 (one VA range, TBI at bit
+    20, TCMA at bit 30) is converted by ``el2_tcr`` so the walk and the tag checks read every
+    regime the same way.
+    """
 
     sctlr: int
     tcr: int
     ttbr0: int
     ttbr1: int
     mair: int
+    kind: str = "EL10"
+    stage2: Optional[Callable] = None     # the EL1&0 regime behind stage 2 (Stage2.translate)
+    s1_off_attr: int = 0x00               # stage 1 disabled: Device-nGnRnE, or with
+                                          # HCR_EL2.DC Normal WB (0xFF; 0xF0 Tagged with DCT)
+
+
+def el2_tcr(tcr_el2: int) -> int:
+    """TCR_EL2 with E2H = 0 in the EL1&0 layout: T0SZ as is, no upper range (EPD1), TBI (20)
+    as TBI0 and TBI1, TBID (29) as TBID0/1, TCMA (30) as TCMA0 and TCMA1."""
+    tcr = (tcr_el2 & 0x3F) | (1 << 23) | (16 << 16)
+    if (tcr_el2 >> 20) & 1:
+        tcr |= (1 << 37) | (1 << 38)
+    if (tcr_el2 >> 29) & 1:
+        tcr |= (1 << 51) | (1 << 52)
+    if (tcr_el2 >> 30) & 1:
+        tcr |= (1 << 57) | (1 << 58)
+    return tcr
 
 
 def tbi_applies(va: int, tcr: int) -> bool:
@@ -73,31 +104,35 @@ def strip_tag(va: int, tcr: int) -> int:
 
 
 class Stage1:
-    """The stage-1 walker. ``read64(pa)`` reads a descriptor from physical memory."""
+    """The stage-1 walker. ``read64(pa)`` reads a descriptor from physical memory. A regime
+    with ``stage2`` set translates its output, and each table address the walk reads, through
+    it (``stage2(ipa, access, s1)``, ``s1`` None for a table read)."""
 
-    def __init__(self, read64: Callable[[int], int],
-                 stage2: Optional[Callable] = None) -> None:
-        self.read64 = read64
-        self.stage2 = stage2
+    def __init__(self, read64: Callable[[int], Optional[int]]) -> None:
+        self.read64 = read64                  # None where there is no memory
 
-    def read_table(self, ipa: int) -> Union[int, WalkFault]:
-        if self.stage2 is not None:
-            t = self.stage2(ipa, READ, None)
+    def read_table(self, ipa: int, r: Regime, level: int = 0,
+                   access: str = READ) -> Union[int, WalkFault]:
+        if r.stage2 is not None:
+            t = r.stage2(ipa, READ, None, access)
             if isinstance(t, WalkFault):
                 return t
             ipa = t.pa
-        return self.read64(ipa)
+        d = self.read64(ipa)
+        if d is None:                         # a synchronous external abort on the walk
+            return WalkFault("external_walk", level)
+        return d
 
     def translate(self, va: int, el: int, access: str, r: Regime) -> Union[Translation, WalkFault]:
         t = self._stage1(va, el, access, r)
-        if self.stage2 is not None and isinstance(t, Translation):
-            return self.stage2(t.pa, access, t)
+        if r.stage2 is not None and isinstance(t, Translation):
+            return r.stage2(t.pa, access, t)
         return t
 
     def leaves(self, r: Regime):
         """Every valid leaf of the EL1&0 tables, in VA order: (va, size, pa, tagged).
         Nothing with the MMU off (flat and Untagged)."""
-        if not (r.sctlr & 1) or self.stage2 is not None:
+        if not (r.sctlr & 1) or r.stage2 is not None:
             return
         tcr = r.tcr
         for upper in (0, 1):
@@ -116,7 +151,7 @@ class Stage1:
     def _walk_leaves(self, table: int, level: int, nbits: int, va0: int, r: Regime):
         shift = 12 + 9 * (3 - level)
         for idx in range(1 << nbits):
-            desc = self.read_table(table + idx * 8)
+            desc = self.read_table(table + idx * 8, r, level)
             if isinstance(desc, WalkFault) or not desc & 1:
                 continue
             va = va0 + (idx << shift)
@@ -131,12 +166,15 @@ class Stage1:
         tcr = r.tcr
         upper = (va >> 55) & 1
         tbi = (tcr >> (38 if upper else 37)) & 1
-        if not (r.sctlr & 1):
-            # MMU off: flat, Untagged; bits above the PA range give an address size fault.
+        if not (r.sctlr & 1) or r.s1_off_attr:
+            # MMU off (or HCR_EL2.DC): flat; bits above the PA range give an address size
+            # fault. Untagged, unless HCR_EL2.DC with DCT makes it Tagged (S1DisabledOutput).
             a = va & 0x00FF_FFFF_FFFF_FFFF if tbi else va
             if a >> 48:
                 return WalkFault("address_size", 0)
-            return Translation(a, PROT_R | PROT_W | PROT_X, 0, False, -1, 1 << 12)
+            attr = r.s1_off_attr
+            return Translation(a, PROT_R | PROT_W | PROT_X, attr, attr == MAIR_NORMAL_TAGGED,
+                               -1, 1 << 12)
         tsz = (tcr >> 16) & 0x3F if upper else tcr & 0x3F
         tsz = min(max(tsz, 16), 39)
         inputsize = 64 - tsz
@@ -158,7 +196,7 @@ class Stage1:
             shift = 12 + 9 * (3 - level)
             nbits = first_bits if level == 4 - levels else 9
             idx = (va >> shift) & ((1 << nbits) - 1)
-            desc = self.read_table(table + idx * 8)
+            desc = self.read_table(table + idx * 8, r, level, access)
             if isinstance(desc, WalkFault):
                 return desc
             if not desc & 1:
@@ -185,14 +223,18 @@ class Stage1:
         writable = not (ap & 2) and not ap_table_ro
         pxn = (desc >> 53) & 1 or pxn_table
         uxn = (desc >> 54) & 1 or uxn_table
-        if el == 0:
+        if r.kind == "EL2":
+            # one privilege level: AP[1] is ignored, bit 54 is XN (APTable[0], PXNTable RES0)
+            perms = PROT_R | (PROT_W if writable else 0) | (0 if uxn else PROT_X)
+        elif el == 0:
             # AArch64.S1DirectBasePermissions: AP[1] (and APTable) govern EL0 data access
             # only; EL0 execution is UXN alone, so AP[2:1] = 00 with UXN = 0 is execute-only.
             perms = 0 if uxn else PROT_X
             if el0_access:
                 perms |= PROT_R | (PROT_W if writable else 0)
         else:
-            # EL1 cannot execute memory EL0 can write (AArch64.S1DirectBasePermissions).
+            # EL1 (EL2 in EL2&0) cannot execute memory EL0 can write
+            # (AArch64.S1DirectBasePermissions).
             el0_writable = el0_access and writable
             x = not pxn and not el0_writable
             perms = PROT_R | (PROT_W if writable else 0) | (PROT_X if x else 0)

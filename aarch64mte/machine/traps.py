@@ -14,7 +14,7 @@ from __future__ import annotations
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 
-from ..semantics import faults, syndrome
+from ..semantics import faults, syndrome, systraps
 from . import checks
 from .board import HLT_SEMIHOST, SemihostExit
 from .exceptions import TagFault
@@ -24,8 +24,9 @@ from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
 from .translation import WalkFault, WRITE
 
 DC_ZVA = (1, 3, 7, 4, 1)
-WFI = 0xD503207F
-EC_WFX = 0x01                       # trapped WFI/WFE
+HCR_EL2 = ENCODINGS["HCR_EL2"]
+# the engine's exception numbers beyond UNDEFINED (1), SVC (2) and BRK (7)
+EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
 
 
 class Traps:
@@ -84,6 +85,26 @@ class Traps:
                 imm = (self.mmu.fetch_word(pc, self.regs.el) >> 5) & 0xFFFF
                 self.exc.take("brk", syndrome.esr(syndrome.EC_BRK64, imm), None, pc, pc,
                               code=imm)
+            elif intno == EXCP_HVC:                 # PC is already past it
+                pc = eng.pc()
+                el = self.regs.el
+                imm = (self.mmu.fetch_word(pc - 4, el) >> 5) & 0xFFFF
+                t = systraps.hvc_trap(imm, el, self.mmu.el2)
+                if t is None:
+                    self._take_undefined(pc - 4)
+                else:
+                    self.exc.take("hvc", syndrome.esr(t.ec, t.iss), None, pc, pc - 4,
+                                  target_el=2)
+            elif intno in (EXCP_SMC, EXCP_HYP_TRAP):   # SMC (PC past it), or HCR_EL2.TSC
+                pc = eng.pc()
+                at = pc - 4 if intno == EXCP_SMC else pc
+                el = self.regs.el
+                imm = (self.mmu.fetch_word(at, el) >> 5) & 0xFFFF
+                t = systraps.smc_trap(imm, el, self.mmu.hcr(), self.mmu.el2)
+                if t is None:                       # no EL3: UNDEFINED
+                    self._take_undefined(at)
+                else:
+                    self.exc.take("smc", syndrome.esr(t.ec, t.iss), None, at, at, target_el=2)
             else:
                 pc = eng.pc()
                 self.events.pending = ("stop", RunResult("exception", None, None, pc))
@@ -99,31 +120,46 @@ class Traps:
             eng.emu_stop()
 
     def _undefined(self, pc: int, el: int, word: int) -> None:
+        """An instruction the engine would not run: semihosting, a system instruction the
+        engine trapped (its own checks of HCR_EL2 and SCTLR_ELx stopped it; the architecture
+        decides where it goes), or UNDEFINED."""
         if word == HLT_SEMIHOST:
             self._semihost(pc)
             return
-        if word == WFI:
-            # trapped at EL0 by SCTLR_EL1.nTWI = 0: EC 0x01, CV = 1, COND = 0b1110, TI = 0
+        mmu = self.mmu
+        eng = self.eng
+        t = systraps.system_trap(word, el, mmu.hcr(), eng.cp_read(*ENCODINGS["SCTLR_EL1"]),
+                                 mmu.el2, eng.cp_read(*ENCODINGS["SCTLR_EL2"]) if mmu.el2
+                                 else 0)
+        if t is not None:
             # (the engine runs WFE as a yield, which the architecture allows: it traps only
             # a WFE that would wait)
-            self.exc.take("wfx_trap", syndrome.esr(EC_WFX, (1 << 24) | (0xE << 20)), None,
-                          pc, pc)
+            self.exc.take(t.kind, syndrome.esr(t.ec, t.iss), None, pc, pc,
+                          target_el=t.target_el)
             return
+        self._take_undefined(pc)
+
+    def _take_undefined(self, pc: int) -> None:
         self.exc.take("undefined", syndrome.esr(syndrome.EC_UNKNOWN, 0), None, pc, pc)
 
     def arch_fault(self, f, pc: int) -> None:
         """Take the exception for a fault the semantics raised at ``pc``."""
-        el = self.regs.el
         take = self.exc.take
         if isinstance(f, faults.Undefined):
             take("undefined", syndrome.esr(syndrome.EC_UNKNOWN, 0), None, pc, pc)
         elif isinstance(f, faults.AlignmentFault):
-            take("data_abort", syndrome.data_abort_esr(syndrome.FSC_ALIGNMENT, f.write, el == 1),
-                 f.va, pc, pc)
+            take("data_abort", lambda same: syndrome.data_abort_esr(syndrome.FSC_ALIGNMENT,
+                                                                    f.write, same), f.va, pc, pc)
+        elif isinstance(f, faults.TranslationFault) and f.stage2:
+            # a tag access (LDG, STG, ...): no instruction syndrome (ISV = 0)
+            iss = syndrome.data_abort_iss(f.dfsc, f.write, s1ptw=f.s1ptw)
+            take("data_abort", syndrome.esr(syndrome.EC_DABT_LOWER, iss), f.va, pc, pc,
+                 target_el=2, ipa=f.ipa)
         elif isinstance(f, faults.TranslationFault):
-            take("data_abort", syndrome.data_abort_esr(f.dfsc, f.write, el == 1), f.va, pc, pc)
+            take("data_abort", lambda same: syndrome.data_abort_esr(f.dfsc, f.write, same),
+                 f.va, pc, pc)
         elif isinstance(f, faults.TagCheckFault):
-            take("data_abort", syndrome.data_abort_esr(syndrome.FSC_TAG_CHECK, f.write, el == 1),
+            take("data_abort", lambda same: syndrome.tag_check_fault_esr(f.write, same),
                  f.va, pc, pc)
         elif isinstance(f, faults.SysRegTrap):
             take("sysreg_trap", syndrome.esr(syndrome.EC_SYSREG, f.iss), None, pc, pc,
@@ -153,10 +189,17 @@ class Traps:
             if self.host_inputs is not None and self.host_inputs.mrs(key, self.regs.el, reg):
                 return 1
             name = BY_ENCODING.get(key)
-            if name == "ID_AA64PFR1_EL1":
+            if key == HCR_EL2 and self.mmu.el2 and self.regs.el == 2:
+                rt = self.mmu.fetch_word(self.eng.pc(), 2) & 31
+                if rt != 31:                       # the bits the engine does not keep too
+                    self.regs.set_reg(f"x{rt}", self.mmu.hcr_value)
+                return 1
+            if name in self.regs.id_values:
                 el = self.regs.el
                 if el == 0:
                     return 0                       # UNDEFINED at EL0 (Unicorn says so)
+                if el == 1 and self.mmu.el2 and self.mmu.hcr() & systraps.HCR_TID3:
+                    return 0                       # the engine traps it (HCR_EL2.TID3)
                 rt = self.mmu.fetch_word(self.eng.pc(), el) & 31
                 if rt != 31:
                     self.regs.set_reg(f"x{rt}", self.regs.sysreg(name))
@@ -167,7 +210,10 @@ class Traps:
         return 0
 
     def _on_msr(self, uc, reg, cp, ud) -> int:
-        if (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2) in TRANSLATION_REGS:
+        key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+        if key == HCR_EL2 and self.mmu.el2 and self.regs.el == 2:
+            self.mmu.set_hcr(cp.val, engine=False)    # the MSR itself writes the engine's
+        elif key in TRANSLATION_REGS:
             self.mmu.invalidate()
         return 0
 
@@ -191,8 +237,8 @@ class Traps:
         own (its TLB fill is refused); a synchronous tag-check fault refuses that fill too."""
         eng = self.eng
         el = self.regs.el
-        r = self.mmu.regime()
-        if el == 0 and not (r.sctlr >> 14) & 1:     # SCTLR_EL1.DZE: the engine traps it
+        r = self.mmu.regime(el)
+        if el == 0 and not (r.sctlr >> 14) & 1:     # SCTLR_ELx.DZE: the engine traps it
             return
         size = 4 << (eng.cp_read(*ENCODINGS["DCZID_EL0"]) & 0xF)
         base = va & ~(size - 1)
@@ -209,7 +255,7 @@ class Traps:
                 tu.checked_granules_written += 1
                 if atag != ltag:
                     pc = eng.pc()
-                    tcf = (r.sctlr >> (38 if el == 0 else 40)) & 3
+                    tcf = self.mmu.state.tcf[el]
                     mode = checks.fault_mode(tcf, False, True)
                     f = TagFault(va, ltag, atag, True, mode, pc, el)
                     self.tagunit.faults.append(f)
@@ -220,7 +266,7 @@ class Traps:
                         self.eng.flush_tlb()
                         return
                     if mode == "async":
-                        self.tagunit.record_async(va, el)
+                        tu.record_async(va, el)
                     break
         if self.count_classes:
             self.mteunit.cpu.insn_bytes_written += size

@@ -322,9 +322,15 @@ def _dc_set_tags(insn, cpu, name: str, zero: bool) -> None:
     tag = AllocationTagFromAddress(value)
     size = DCZIDBlockBytes(cpu.sysreg("DCZID_EL0"))
     address = Align(value, size)
-    if zero:
-        cpu.mem_write_unchecked(address, bytes(size))
-    _write_tags(cpu, address, [tag] * (size // TAG_GRANULE))
+    try:
+        if zero:
+            cpu.mem_write_unchecked(address, bytes(size))
+        _write_tags(cpu, address, [tag] * (size // TAG_GRANULE))
+    except faults.TranslationFault as f:
+        # the fault reports the register's value, not the block (AArch64.DataMemZero and
+        # AArch64.DC set fault.vaddress = regval)
+        f.va = value
+        raise
 
 
 def execute_DC_GVA(insn, cpu) -> None:

@@ -37,6 +37,8 @@ class TranslationFault(ArchFault):
     dfsc: int
     stage2: bool = False
     ipa: int = 0
+    s1ptw: bool = False       # stage 2, on a stage-1 table walk's read
+    level: int = 0
 
 
 @dataclass

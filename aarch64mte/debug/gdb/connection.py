@@ -176,7 +176,8 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
     def _stop_worker(self) -> None:
         if self.worker is not None:
             self.session.request_stop()
-            self.worker.join(timeout=10)
+            if self.worker.ident is not None:      # a signal may come before it started
+                self.worker.join(timeout=10)
             self.worker = None
 
     def resume(self, action: str, addr: Optional[int] = None):

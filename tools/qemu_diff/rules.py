@@ -1,0 +1,143 @@
+"""Known departures of QEMU 10 from the architecture: where aarch64mte follows the Arm ARM
+pseudocode and QEMU does otherwise. A disagreement whose first divergence one of these rules
+matches is counted as explained, under the rule's name, instead of being reported.
+
+Each rule looks only at the first diverging instruction (the last one of the attributed
+prefix) and at the two results of that prefix, and matches the exact pattern of the
+departure: the instruction, the TCF mode, and which side has which fault."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from .compare import Diff, is_tag_fault
+from .model import Test
+from .runner import Result
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    cites: str          # the pseudocode (or architectural text) that aarch64mte follows
+    qemu_does: str
+    match: Callable[[Test, int, Result, Result, Diff], bool]
+
+
+def _at(r: Result, off: int):
+    return [x for x in r.exc if x[2] == off]
+
+
+def _tfsr_set(t: Test, r: Result) -> bool:
+    return bool((r.tfsr1 if t.el else r.tfsr0) & 3)
+
+
+def _only(d: Diff, allowed: set) -> bool:
+    return bool(d) and set(d.keys()) <= allowed
+
+
+def _op(t: Test, k: int) -> str:
+    return t.body[k - 1].op
+
+
+def cas_asymm(t, k, q, e, d) -> bool:
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    return (_op(t, k).startswith("cas") and t.el_tcf == 3 and not qa
+            and len(ea) == 1 and is_tag_fault(ea[0][0]))
+
+
+def dc_zva_asymm(t, k, q, e, d) -> bool:
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    return (_op(t, k) == "dc zva" and t.el_tcf == 3 and not ea and len(qa) == 1
+            and is_tag_fault(qa[0][0]) and not qa[0][0] & (1 << 6) and _tfsr_set(t, e))
+
+
+def dc_zva_syndrome(t, k, q, e, d) -> bool:
+    """Both fault; QEMU's FAR is the block start and/or its WnR is 0, and nothing else differs
+    at that instruction."""
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    if _op(t, k) != "dc zva" or len(qa) != 1 or len(ea) != 1 or not is_tag_fault(ea[0][0]):
+        return False
+    (qesr, qfar, _), (eesr, efar, _) = qa[0], ea[0]
+    esr_ok = qesr == eesr or (qesr | (1 << 6)) == eesr
+    far_ok = qfar == efar or qfar == efar & ~63
+    return esr_ok and far_ok and _only(d, {"exc"})
+
+
+def rcpc2_unchecked(t, k, q, e, d) -> bool:
+    off = 4 * (k - 1)
+    op = _op(t, k)
+    if not (op.startswith("ldapur") or op.startswith("stlur")):
+        return False
+    qa, ea = _at(q, off), _at(e, off)
+    sync = not qa and len(ea) == 1 and is_tag_fault(ea[0][0])
+    async_ = not qa and not ea and _tfsr_set(t, e) and not _tfsr_set(t, q)
+    return sync or async_
+
+
+def tfsr_res0(t, k, q, e, d) -> bool:
+    if not _only(d, {"tfsr"}):
+        return False
+    (q1, q0), (e1, e0) = d.fields["tfsr"]
+    return (q1 & 3, q0 & 3) == (e1 & 3, e0 & 3)
+
+
+def stxr_tag(t, k, q, e, d) -> bool:
+    """A store-exclusive whose only divergence is success vs failure (its status register,
+    and the memory it would have written)."""
+    insn = t.body[k - 1]
+    if not (insn.op.startswith("st") and ("xr" in insn.op or "xp" in insn.op)):
+        return False
+    if not _only(d, {"regs", "mem"}) or "regs" not in d.fields:
+        return False
+    if not set(d.fields["regs"]) <= set(insn.writes):
+        return False
+    loads = [i for i in t.body[:k - 1] if i.op.startswith("ld") and ("xr" in i.op or "xp" in i.op)]
+    return bool(loads) and _base(loads[-1].text) != _base(insn.text)
+
+
+def _base(text: str) -> str:
+    return text.rsplit("[", 1)[-1].split("]")[0].strip()
+
+
+RULES = [
+    Rule("cas-asymmetric",
+         "AArch64.TagCheckFault(va, accdesc): with TCF = 0b11 the fault is synchronous when "
+         "accdesc.read; CAS/CASP are read-modify-write (their access descriptor from "
+         "CreateAccDescAtomicOp has read = TRUE), so the check is synchronous",
+         "reports the failed check asynchronously (TFSR) and performs the CAS", cas_asymm),
+    Rule("dc-zva-asymmetric",
+         "DC ZVA 'behaves as a set of Stores to each byte within the block' (its access "
+         "descriptor, CreateAccDescDCZero, is a write, read = FALSE); AArch64.TagCheckFault "
+         "with TCF = 0b11 makes a write's fault asynchronous",
+         "takes a synchronous Data Abort with WnR = 0", dc_zva_asymm),
+    Rule("dc-zva-syndrome",
+         "DC ZVA is a store (ISS.WnR = 1, ISS.CM = 0, as its description says), and the "
+         "fault's FAR is the 'virtual address to use' from Xt: there is no alignment "
+         "restriction on it within the block",
+         "reports WnR = 0 and/or the block-aligned address in FAR", dc_zva_syndrome),
+    Rule("rcpc2-unchecked",
+         "LDAPUR*/STLUR* decode: `SetTagCheckedInstruction(n != 31)` (tagchecked = n != 31), "
+         "so they are tag-checked like any other load or store",
+         "does not tag-check LDAPUR/STLUR", rcpc2_unchecked),
+    Rule("tfsr-res0",
+         "TFSR_EL1/TFSRE0_EL1: only TF0 (bit 0) and TF1 (bit 1) are defined; the other bits "
+         "are RES0",
+         "keeps whatever is written to the other bits", tfsr_res0),
+    Rule("stxr-tag",
+         "AArch64.ExclusiveMonitorsPass/IsExclusiveVA: whether a store-exclusive through a "
+         "pointer whose tag differs from its load-exclusive's passes is IMPLEMENTATION "
+         "DEFINED (the tag bits may or may not take part in the address compared)",
+         "may succeed where aarch64mte fails, or the reverse", stxr_tag),
+]
+
+
+def explain(t: Test, k: int, q: Result, e: Result, d: Diff) -> Rule | None:
+    if k < 1 or k > len(t.body):
+        return None
+    for rule in RULES:
+        if rule.match(t, k, q, e, d):
+            return rule
+    return None
