@@ -10,6 +10,8 @@ clocks, which must not come from the host (hostinputs).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
@@ -104,10 +106,15 @@ def same_bytes(a, b) -> bool:
                                     for i in range(0, len(a), CHUNK))
 
 
+EL2_REGS = ["hcr_el2", "vttbr_el2", "vtcr_el2", "sctlr_el2", "tcr_el2", "elr_el2", "spsr_el2",
+            "esr_el2", "far_el2", "hpfar_el2", "vbar_el2", "sp_el2", "tfsr_el2"]
+
+
 def state(m: Machine) -> dict:
     p = m.provenance
+    names = REGS + (EL2_REGS if m.el2 else [])
     return {
-        "regs": {r: m.reg(r) for r in REGS},
+        "regs": {r: m.reg(r) for r in names},
         "counters": m.counters.as_dict(),
         "console": m.console,
         "exceptions": [(e.kind, e.esr, e.far, e.pc) for e in m.exception_log],
@@ -121,7 +128,7 @@ def assert_same_machine(m: Machine, f: Machine) -> None:
     a, b = state(m), state(f)
     for key in a:
         if key == "regs":
-            diff = {r: (hex(a["regs"][r]), hex(b["regs"][r])) for r in REGS
+            diff = {r: (hex(a["regs"][r]), hex(b["regs"][r])) for r in a["regs"]
                     if a["regs"][r] != b["regs"][r]}
             assert not diff, diff
         else:
@@ -299,3 +306,29 @@ buf: .skip 65536
     target = (rec.earliest + m.counters.insns) // 2
     rec.goto(target)
     assert_same_machine(m, fresh(img, target, native_path))
+
+
+@pytest.mark.parametrize("native_path", PATHS)
+def test_an_el2_hypervisor_and_its_guest_are_reached_again(native_path):
+    """asm/hyp: EL2 code with its own stage 1, an EL1 guest behind stage 2, exceptions to EL2
+    and back, tag writes at both ELs: any count, reached again, is the fresh run's state."""
+    from aarch64mte.assembler import assemble_file
+    img = assemble_file(str(Path(__file__).resolve().parent.parent / "asm" / "hyp" / "hyp.S"))
+
+    def machine():
+        m = Machine(el=2, native=native_path, count_classes=True, ram_size=RAM)
+        m.load_image(img)
+        return m
+    m = machine()
+    rec = Recorder(m, interval=4000, adaptive=False)
+    r = rec.run(10_000_000)
+    assert (r.reason, r.code) == ("semihost-exit", 0) and m.console.endswith("0 failed\n")
+    end = m.counters.insns
+    writers = [m.tag_writers(va)[0] for va in range(0x40100000, 0x40110000, 16)]
+    els = {w.el for w in writers if w is not None}
+    assert 1 in els, els
+    for target in (end // 7, end // 2, end - 1):
+        rec.goto(target)
+        f = machine()
+        f.run(target)
+        assert_same_machine(m, f)
