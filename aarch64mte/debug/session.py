@@ -417,8 +417,9 @@ class Session:
             now = self._insns()
             bps = self._machine_bps()
             watched = {}                    # count -> the watch hit there
+            interrupted = []
 
-            def find(limit: int) -> list[int]:
+            def find(limit: int):
                 hits = []
                 if m.reg("pc") in bps and self._insns() < now and \
                         self._condition_holds(m.reg("pc")):
@@ -438,6 +439,9 @@ class Session:
                         if at < now or (access_then_step and at == now and w.before):
                             watched[at] = w
                             hits.append(at)
+                    elif r.reason == "interrupt":
+                        interrupted.append(True)
+                        return None
                     elif r.reason not in ("exception", "brk", "insn-limit", "step"):
                         break
                 return hits
@@ -449,6 +453,11 @@ class Session:
                     found = rec.scan_back(find)
                 except ReplayError as exc:
                     raise ReverseError(str(exc)) from None
+            if interrupted and found is None:          # Ctrl-C: back where it stood
+                self._goto(lambda: rec.goto(now))
+                stop = self._after_reverse("interrupt", "interrupted")
+                stop.signal = SIGINT
+                return stop
             if found is None:
                 self._goto(lambda: rec.goto(rec.earliest))
                 return self._after_reverse("history-start", "at the start of the recorded "

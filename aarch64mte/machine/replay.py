@@ -47,11 +47,15 @@ CHUNK = 1 << 20
 DEFAULT_SNAPSHOTS = 64
 DEFAULT_BUDGET = 256 << 20
 MIN_INTERVAL, MAX_INTERVAL = 100_000, 50_000_000
+BACK_STRIDE = 20_000                # going back further than twice this leaves a snapshot
 # fraction of run time snapshots may take: the interval grows with the cost of a snapshot
 SNAPSHOT_SHARE = 0.05
-# core fields a snapshot leaves alone: pointers, callbacks and caches rebuilt after a restore
+# core fields a snapshot leaves alone: pointers, callbacks, caches rebuilt after a restore,
+# what describes the engine's hooks rather than the machine (check_hooked) and configuration
 _CORE_SKIP = {"api", "regions", "stlb", "ctlb", "tcache", "winfo", "py_check", "py_intr",
-              "py_winfo", "py_event", "py_fetch", "py_fill", "prov_ring", "prov_last"}
+              "py_winfo", "py_event", "py_fetch", "py_fill", "prov_ring", "prov_last",
+              "check_hooked", "prov_on", "prov_mask", "regime_valid", "fast_traps",
+              "fast_fills"}
 
 
 class ReplayError(Exception):
@@ -86,8 +90,11 @@ class _Region:
         self.addr = ctypes.addressof(self._anchors[0])
         self.shadow_addr = ctypes.addressof(self._anchors[1])
 
-    def changed(self) -> List[int]:
-        """Offsets of the pages whose content differs from the shadow."""
+    def changed(self, candidates=None) -> List[int]:
+        """Offsets of the pages whose content differs from the shadow (among ``candidates``,
+        page offsets, when the caller knows where changes can be)."""
+        if candidates is not None:
+            return sorted(p for p in candidates if self.buf[p:p + PAGE] != self.shadow[p:p + PAGE])
         out = []
         size, cmp = self.size, _MEMCMP
         a, b = self.addr, self.shadow_addr
@@ -161,11 +168,14 @@ class Recorder:
         self.budget = budget
         self.interval = max(1, interval)
         self.adaptive = adaptive         # the interval follows the cost of a snapshot
+        self.back_stride = BACK_STRIDE
         self.regions = [_Region("ram", machine.ram.buf),
                         _Region("tags", machine.tags._ranges[0].tags)]
-        prov = getattr(machine, "provenance", None)
+        self.prov = prov = getattr(machine, "provenance", None)
+        self._last_region = self._ring_region = None
         if prov is not None:
             self.regions += [_Region(name, buf) for name, buf in prov.mappings]
+            self._last_region, self._ring_region = self.regions[2], self.regions[3]
         host = getattr(machine, "host_memory", None)
         if host is not None:                  # the EL2 shim's stage-2 tables
             self.regions.append(_Region("host", host.buf))
@@ -208,21 +218,48 @@ class Recorder:
             st["shim"] = (shim.hcr_value, len(shim.exits))
         return st
 
+    def _changed(self, r: _Region) -> List[int]:
+        """The pages of ``r`` that differ from its shadow. With provenance, allocation tags
+        and their records change only where a tag write since the base snapshot says (each
+        one is in the ring, unless it wrapped since), so only those pages are compared."""
+        prov = self.prov
+        if prov is not None and self.snaps and r in self.regions[1:4]:
+            since, now = self.snaps[self._base].prov_seq, prov.seq
+            if 0 <= now - since < prov.entries:
+                ring, mask, base = prov.ring, prov.entries - 1, prov.base
+                seqs = range(since + 1, now + 1)
+                if r is self._ring_region:
+                    pages = {(32 * (q & mask)) & ~(PAGE - 1) for q in seqs}
+                else:
+                    size = 16 if r is self._last_region else 1     # bytes a granule
+                    pages = {(((ring[4 * (q & mask) + 1] - base) >> 4) * size) & ~(PAGE - 1)
+                             for q in seqs}
+                return r.changed(pages)
+        return r.changed()
+
     def snapshot(self, note: str) -> Snapshot:
-        """Record the machine as it is now (between runs)."""
+        """Record the machine as it is now (between runs): after the newest snapshot, or, in
+        the past, between the one it went back to and the next (whose pages are then made
+        relative to the new one)."""
         t0 = time.perf_counter()
         m = self.m
         core = bytes(self._core_bytes)
         snap = Snapshot(self.insns, m.core.prov_seq, note, m.uc.context_save(),
                         b"".join(core[o:o + n] for o, n in _SPANS), self._py_state())
         for ri, r in enumerate(self.regions):
-            for off in r.changed():
+            for off in self._changed(r):
                 data = r.read(off)
                 r.shadow[off:off + len(data)] = data
                 snap.pages[(ri, off)] = None if not any(data) else data
-        self.snaps.append(snap)
+        at = self._base + 1 if self.snaps else 0
+        if at < len(self.snaps):
+            nxt = self.snaps[at]
+            for key in snap.pages:
+                if key not in nxt.pages:
+                    nxt.pages[key] = self._version(key, self._base)
+        self.snaps.insert(at, snap)
+        self._base = at
         self._thin()
-        self._base = len(self.snaps) - 1
         snap.taken_at = time.perf_counter() - t0
         return snap
 
@@ -234,7 +271,7 @@ class Recorder:
         for t in self.snaps[min(idx, self._base) + 1:]:
             later.update(t.pages)
         for ri, r in enumerate(self.regions):
-            for off in r.changed():
+            for off in self._changed(r):
                 later.add((ri, off))
         for key in later:
             self.regions[key[0]].put(key[1], self._version(key, idx))
@@ -294,18 +331,26 @@ class Recorder:
         return sum(s.nbytes for s in self.snaps)
 
     def _merge_into_next(self, i: int) -> None:
+        """Give up snapshot ``i`` (not the one the shadows hold): the next one takes the pages
+        it lacks."""
+        assert i != self._base
         s, nxt = self.snaps[i], self.snaps[i + 1]
         for key, data in s.pages.items():
             nxt.pages.setdefault(key, data)
         del self.snaps[i]
+        if i < self._base:
+            self._base -= 1
 
     def _thin(self) -> None:
+        """Keep within the bounds; never the snapshot the shadows hold."""
         while len(self.snaps) > self.max_snapshots:
             # the interior snapshot whose neighbours are closest
-            best = min(range(1, len(self.snaps) - 1),
-                       key=lambda i: self.snaps[i + 1].insns - self.snaps[i - 1].insns)
+            interior = [i for i in range(1, len(self.snaps) - 1) if i != self._base]
+            if not interior:
+                break
+            best = min(interior, key=lambda i: self.snaps[i + 1].insns - self.snaps[i - 1].insns)
             self._merge_into_next(best)
-        while self.nbytes > self.budget and len(self.snaps) > 2:
+        while self.nbytes > self.budget and len(self.snaps) > 2 and self._base > 0:
             self._merge_into_next(0)
 
     @property
@@ -473,6 +518,13 @@ class Recorder:
         try:
             self._restore(idx)
             self.host_dirty = False
+            stride = self.back_stride
+            if insns - self.insns > 2 * stride:
+                # a snapshot a little before the target: stepping back again from there
+                # re-executes little
+                self._forward_to(insns - stride)
+                if self.insns == insns - stride:
+                    self.snapshot("back")
             self._forward_to(insns)
         finally:
             self.replaying = False
@@ -495,7 +547,7 @@ class Recorder:
 
         ``find(limit)`` runs the machine forward from where it stands to ``limit`` instructions,
         with the breakpoints and watches in place, and returns the counts of the hits it saw
-        (in order, only those it accepts). Segments between snapshots are searched from the
+        (in order, only those it accepts), or None to give up the search. Segments between snapshots are searched from the
         newest back; the caller then ``goto``s the count found (or where it stood, or the start
         of the history)."""
         now = self.insns
@@ -509,6 +561,8 @@ class Recorder:
                 self.m.debugging.before_skip = None
                 end = now if idx == len(self.snaps) - 1 else min(now, self.snaps[idx + 1].insns)
                 hits = find(end)
+                if hits is None:                # the search was interrupted
+                    break
                 if hits:
                     found = hits[-1]
                 idx -= 1
