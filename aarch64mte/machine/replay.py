@@ -76,8 +76,14 @@ def _memcmp():
 _MEMCMP = _memcmp()
 
 
+_ZERO = bytes(CHUNK)
+_ZERO_ADDR = ctypes.cast(ctypes.c_char_p(_ZERO), ctypes.c_void_p).value
+
+
 class _Region:
-    """One span of memory a snapshot covers, with its shadow: the content at the last snapshot."""
+    """One span of memory a snapshot covers, with its shadow: the content at the last snapshot.
+    Shadow chunks never written are compared with zeros instead (reading them would make the
+    kernel map every page of them)."""
 
     def __init__(self, name: str, buf) -> None:
         import mmap
@@ -89,40 +95,41 @@ class _Region:
                          (ctypes.c_char * self.size).from_buffer(self.shadow)]
         self.addr = ctypes.addressof(self._anchors[0])
         self.shadow_addr = ctypes.addressof(self._anchors[1])
+        self._written = bytearray((self.size + CHUNK - 1) // CHUNK)   # shadow chunks written
+
+    def _differs(self, off: int, n: int) -> bool:
+        written = self._written[off // CHUNK]
+        if _MEMCMP is not None:
+            other = self.shadow_addr + off if written else _ZERO_ADDR
+            return bool(_MEMCMP(self.addr + off, other, n))
+        return self.buf[off:off + n] != (self.shadow[off:off + n] if written else _ZERO[:n])
 
     def changed(self, candidates=None) -> List[int]:
         """Offsets of the pages whose content differs from the shadow (among ``candidates``,
         page offsets, when the caller knows where changes can be)."""
+        size = self.size
         if candidates is not None:
-            return sorted(p for p in candidates if self.buf[p:p + PAGE] != self.shadow[p:p + PAGE])
+            return sorted(p for p in candidates if self._differs(p, min(PAGE, size - p)))
         out = []
-        size, cmp = self.size, _MEMCMP
-        a, b = self.addr, self.shadow_addr
         for off in range(0, size, CHUNK):
             n = min(CHUNK, size - off)
-            if cmp is not None:
-                if not cmp(a + off, b + off, n):
-                    continue
-            elif self.buf[off:off + n] == self.shadow[off:off + n]:
-                continue
-            for p in range(off, off + n, PAGE):
-                k = min(PAGE, size - p)
-                if cmp is not None:
-                    if cmp(a + p, b + p, k):
-                        out.append(p)
-                elif self.buf[p:p + k] != self.shadow[p:p + k]:
-                    out.append(p)
+            if self._differs(off, n):
+                out += [p for p in range(off, off + n, PAGE) if self._differs(p, min(PAGE, size - p))]
         return out
 
     def read(self, off: int) -> bytes:
         return bytes(self.buf[off:off + PAGE])
+
+    def set_shadow(self, off: int, data: bytes) -> None:
+        self.shadow[off:off + len(data)] = data
+        self._written[off // CHUNK] = 1
 
     def put(self, off: int, data: Optional[bytes]) -> None:
         """Set a page (None: zeros) in the memory and the shadow."""
         k = min(PAGE, self.size - off)
         page = data if data is not None else bytes(k)
         self.buf[off:off + k] = page
-        self.shadow[off:off + k] = page
+        self.set_shadow(off, page)
 
 
 @dataclass
@@ -223,8 +230,10 @@ class Recorder:
         and their records change only where a tag write since the base snapshot says (each
         one is in the ring, unless it wrapped since), so only those pages are compared."""
         prov = self.prov
-        if prov is not None and self.snaps and r in self.regions[1:4]:
-            since, now = self.snaps[self._base].prov_seq, prov.seq
+        if prov is not None and r in self.regions[1:4]:
+            # before the first snapshot the shadows are zero, as the records were at seq 0
+            since = self.snaps[self._base].prov_seq if self.snaps else 0
+            now = prov.seq
             if 0 <= now - since < prov.entries:
                 ring, mask, base = prov.ring, prov.entries - 1, prov.base
                 seqs = range(since + 1, now + 1)
@@ -249,7 +258,7 @@ class Recorder:
         for ri, r in enumerate(self.regions):
             for off in self._changed(r):
                 data = r.read(off)
-                r.shadow[off:off + len(data)] = data
+                r.set_shadow(off, data)
                 snap.pages[(ri, off)] = None if not any(data) else data
         at = self._base + 1 if self.snaps else 0
         if at < len(self.snaps):
