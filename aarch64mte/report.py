@@ -189,12 +189,14 @@ def tag_writers(machine, va: int, before=None) -> dict:
     """{writer, previous} of the allocation tag of the granule holding ``va``: the last write
     (before instruction count ``before``, if given) and the one before it. ``previous`` is a
     write, or {tag, by: 'reset'} when the granule was never written before, or {tag, by: None}
-    when the history no longer reaches back to it; both None without provenance."""
+    when the history no longer reaches back to it. Empty for a machine without provenance."""
+    prov = getattr(machine, "provenance", None)
+    if prov is None:
+        return {}
     try:
         last, prev = machine.tag_writers(canonical(va), before)
     except Exception:
         return {"writer": None, "previous": None}
-    prov = getattr(machine, "provenance", None)
     if last is None:
         complete = prov is not None and prov.complete()
         return {"writer": None, "previous": None, "never_written": complete}

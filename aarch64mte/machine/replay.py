@@ -48,6 +48,7 @@ DEFAULT_SNAPSHOTS = 64
 DEFAULT_BUDGET = 256 << 20
 MIN_INTERVAL, MAX_INTERVAL = 100_000, 50_000_000
 BACK_STRIDE = 20_000                # going back further than twice this leaves a snapshot
+SCAN_WINDOW = 64                    # the first window reverse-continue searches (then x8)
 # fraction of run time snapshots may take: the interval grows with the cost of a snapshot
 SNAPSHOT_SHARE = 0.05
 # core fields a snapshot leaves alone: pointers, callbacks, caches rebuilt after a restore,
@@ -556,26 +557,24 @@ class Recorder:
 
         ``find(limit)`` runs the machine forward from where it stands to ``limit`` instructions,
         with the breakpoints and watches in place, and returns the counts of the hits it saw
-        (in order, only those it accepts), or None to give up the search. Segments between snapshots are searched from the
-        newest back; the caller then ``goto``s the count found (or where it stood, or the start
-        of the history)."""
-        now = self.insns
-        idx = self._index_at(now)
-        saved = self._lift(stops=False)
-        self.replaying = True
-        found = None
-        try:
-            while idx >= 0 and found is None:
-                self._restore(idx)
-                self.m.debugging.before_skip = None
-                end = now if idx == len(self.snaps) - 1 else min(now, self.snaps[idx + 1].insns)
+        (in order, only those it accepts), or None to give up the search. Windows that end
+        where the previous one began, each 8 times longer, are searched from now back (a
+        hit near now is found without running through everything before it); the caller
+        then ``goto``s the count found (or where it stood, or the start of the history)."""
+        end, width = self.insns, SCAN_WINDOW
+        while end > self.earliest:
+            start = max(self.earliest, end - width)
+            self.goto(start)
+            saved = self._lift(stops=False)
+            self.replaying = True
+            try:
                 hits = find(end)
-                if hits is None:                # the search was interrupted
-                    break
-                if hits:
-                    found = hits[-1]
-                idx -= 1
-        finally:
-            self.replaying = False
-            self._put_back(saved)
-        return found
+            finally:
+                self.replaying = False
+                self._put_back(saved)
+            if hits is None:                    # the search was interrupted
+                return None
+            if hits:
+                return hits[-1]
+            end, width = start, width * 8
+        return None
