@@ -49,7 +49,7 @@ class Debugging:
         self.bp_skip = None                 # resuming at this breakpoint: do not stop at once
         self.watches = []
         self._watch_pages = set()           # PA pages (1 KiB) holding a data watch
-        self._read_pages = set()            # ... a read or access watch: no data mapping at all
+        self._read_pages = set()            # ... a read or access watch: no mapping at all
         self._before = []                   # the watches that stop before the access
         self._pass = False                  # an access to a watched page now runs alone, mapped
         self._quiet = False                 # ... and it was reported before: no hit after it
@@ -160,7 +160,9 @@ class Debugging:
 
     def fill_filter(self, pa_page: int, acc: str, vaddr: int):
         """For the TLB fill: False (no watch here), True (map read-only), None (refuse: an
-        access to a watched page, which then stops or runs alone)."""
+        access to a watched page, which then stops or runs alone). An instruction fetch from
+        a page with a read watch is refused too: the engine's entry for the code would let
+        the data reads through unseen (code there then runs an instruction at a time)."""
         if pa_page not in self._watch_pages or self._pass:
             return False
         if acc == WRITE or pa_page in self._read_pages:

@@ -182,6 +182,7 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
 
     def resume(self, action: str, addr: Optional[int] = None):
         if addr is not None:
+            self.session.host_change()
             self.m.set_reg("pc", addr)
         if self.session.exited:
             return self.stop_reply(self.session.exited)
