@@ -186,5 +186,9 @@ class Engine:
         self._counting = count > 0
         self.uc.emu_start(begin, 0, 0, count)
 
+    def set_exits(self, exits) -> None:
+        """The addresses translation stops before (a run returns with PC there)."""
+        self.uc.ctl_set_exits(sorted(exits))
+
     def emu_stop(self) -> None:
         uclib.uc_emu_stop(self.handle)

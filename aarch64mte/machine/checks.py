@@ -28,6 +28,9 @@ _SIMD_LS = re.compile(r"^(ld|st)[1-4]r?$")
 _REGBYTES = {"x": 8, "w": 4, "q": 16, "d": 8, "s": 4, "h": 2, "b": 1, "v": 16}
 _ARRANGE = {"16b": 16, "8h": 16, "4s": 16, "2d": 16, "1q": 16, "8b": 8, "4h": 8, "2s": 8, "1d": 8}
 _ELEM = {"b": 1, "h": 2, "s": 4, "d": 8}
+_ORDERED = re.compile(r"^(ldar|stlr|ldlar|stllr|ldapr|ldapur|stlur)")
+_TAG_ACCESSES = frozenset(("ldg", "ldgm", "stg", "stzg", "st2g", "stz2g", "stgm", "stzgm", "stgp"))
+_EXCLUSIVE = re.compile(r"^(ld|st)a?l?x[rp]")
 
 
 def uc_reg(name: str) -> Optional[Tuple[int, bool]]:
@@ -73,6 +76,8 @@ class AccessInfo:
     writes: bool = False         # ... and/or write accesses
     rbytes: int = 0              # data bytes the instruction reads when it executes
     wbytes: int = 0              # ... and writes (a read-modify-write counts both)
+    acctype: str = "normal"      # for alignment: normal, ordered (acquire/release), atomic
+    align: int = 0               # the size its alignment is checked against
 
 
 def _simd_bytes(insn, mnem: str) -> int:
@@ -195,8 +200,27 @@ def analyse(word: int) -> Optional[AccessInfo]:
                 (mnem.startswith("ld") or mnem.startswith("st") or rmw):
             info.rbytes = info.size if info.reads else 0
             info.wbytes = info.size if info.writes else 0
+        info.acctype, info.align = _alignment(insn, mnem, info)
     _cache[word] = info
     return info
+
+
+def _alignment(insn, mnem: str, info: AccessInfo):
+    """(access type, alignment size) for AArch64.CheckAlignment: a pair or vector access is
+    checked per element, an exclusive pair or CASP as a whole. Tag accesses (LDG, STG, ...,
+    and STGP, whose address must be granule aligned in any case) have none."""
+    if mnem in _TAG_ACCESSES:
+        return "normal", 0
+    if _ORDERED.match(mnem):
+        return "ordered", info.size
+    if info.rmw or _EXCLUSIVE.match(mnem):
+        return "atomic", info.size
+    if _SIMD_LS.match(mnem):
+        m = re.search(r"\.(\d*)([bhsdq])", insn.op_str)
+        return "normal", _ELEM.get(m.group(2), 16) if m else max(info.size, 1)
+    if mnem in _PAIRS:
+        return "normal", 4 if mnem == "ldpsw" else info.size // 2
+    return "normal", info.size
 
 
 def effective_address(info: AccessInfo, read_reg) -> int:

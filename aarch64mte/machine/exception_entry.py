@@ -1,16 +1,11 @@
 """The exception unit: synchronous exception entry (AArch64.TakeException, done in Python: Unicorn
-never vectors) and return (ERET runs natively; a code hook on each ERET restores PSTATE.TCO from
-SPSR_EL1 bit 25).
-
-The ERETs are found in the segments at load and, for code that appears at run time, in each page
-an instruction fetch fills into the TLB (``Mmu.on_code_page``): the page is scanned once per
-(VA page, PA page) until the next TLB flush, an IC instruction or a ``write_mem`` to it.
+never vectors) and return (ERET runs natively; ``on_eret``, a code hook ``codescan`` puts on
+each ERET, restores PSTATE.TCO from SPSR_ELx bit 25).
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from unicorn import UC_HOOK_CODE
 from unicorn import arm64_const as A
 
 from ..semantics import syndrome
@@ -46,11 +41,8 @@ class ExceptionUnit:
         self.log: List[ExceptionRecord] = []
         self.stop_on_exception = False      # stop at the entry of every synchronous exception
         self.to_el2 = None                  # the EL2 shim: takes every exception aimed at EL2
-        self._eret_hooks: Dict[int, int] = {}   # hooked ERET address -> hook
-        self._scanned = set()               # (VA page, PA page) fetched from, scanned for ERETs
-        self._scanned_pa = set()            # their PA pages
-        mmu.on_code_page = self.code_page_fetched
-        mmu.on_invalidate.append(self.forget_scans)
+        self.monitor = None                 # the slow path's exclusive monitor: entry and
+                                            # return clear it
 
     def has_vectors(self, el: int = 1) -> bool:
         return self.eng.rd(_VBAR[el]) != NO_VECTORS
@@ -147,7 +139,7 @@ class ExceptionUnit:
                               far, pc, pc)
                 return
             far = self._fault_address(pc, vaddr, cur)
-            write = acc == WRITE
+            write = acc == WRITE or (wf.kind != "permission" and self._rmw(pc, cur))
             if wf.stage == 2:
                 iss = self._stage2_data_iss(pc, cur, wf, write)
                 self.take("data_abort", syndrome.esr(syndrome.EC_DABT_LOWER, iss), far, pc, pc,
@@ -174,6 +166,13 @@ class ExceptionUnit:
         return syndrome.data_abort_iss(wf.dfsc, write, isv=True, sas=sas, sse=sse, srt=srt,
                                        sf=sf, ar=ar)
 
+    def _rmw(self, pc: int, el: int) -> bool:
+        """An atomic read-modify-write: its access descriptor is a write as well as a read,
+        so a fault that is not a read's permission fault reports WnR = 1 (the engine
+        translates its read first)."""
+        info = checks.analyse(self.mmu.fetch_word(pc, el))
+        return info is not None and info.rmw
+
     def _fault_address(self, pc: int, vaddr: int, el: int) -> int:
         """FAR of a data abort: the address the instruction accessed (with its tag), not the
         page the engine was filling."""
@@ -188,63 +187,18 @@ class ExceptionUnit:
         return vaddr
 
     # --- ERET and PSTATE.TCO --------------------------------------------------------------------
-    def _on_eret(self, uc, addr, size, ud) -> None:
+    def on_eret(self, uc, addr, size, ud) -> None:
         """Before an ERET at EL1 or EL2: PSTATE.TCO comes back from SPSR_ELx bit 25."""
         try:
             el = self.regs.el
             if el == 0 or self.mmu.fetch_word(addr, el) not in ERET_WORDS:
                 return                          # (a hooked word the code no longer holds)
             spsr = self.eng.cp_read(*_SPSR[min(el, 2)])
+            if self.monitor is not None:
+                self.monitor.clear()
             self.counters.exception_returns += 1
             self.mte.tco = (spsr >> 25) & 1
             self.mmu.invalidate()               # the EL (and TCO) may change
         except Exception as e:
             self.events.pending = ("error", e)
             self.eng.emu_stop()
-
-    def hook_erets(self, addr: int, data: bytes) -> None:
-        for off in range(0, len(data) - 3, 4):
-            w = int.from_bytes(data[off:off + 4], "little")
-            if w in ERET_WORDS:
-                self._hook_eret(addr + off)
-
-    def _hook_eret(self, a: int) -> None:
-        if a not in self._eret_hooks:
-            self._eret_hooks[a] = self.eng.uc.hook_add(UC_HOOK_CODE, self._on_eret,
-                                                       begin=a, end=a)
-
-    def code_page_fetched(self, vpage: int, ppage: int) -> None:
-        if (vpage, ppage) not in self._scanned:
-            self._scan(vpage, ppage)
-
-    def _scan(self, vpage: int, ppage: int) -> None:
-        """Hook the ERETs in one page an instruction fetch reaches: VA page ``vpage`` mapped
-        to PA page ``ppage``. All three encodings end in the bytes 9F D6."""
-        self._scanned.add((vpage, ppage))
-        self._scanned_pa.add(ppage)
-        ram = self.mmu.ram
-        if not ram.contains(ppage, PAGE):
-            return
-        buf, o = ram.buf, ppage - ram.base
-        end = o + PAGE
-        i = buf.find(b"\x9f\xd6", o + 2, end)
-        while i >= 0:
-            w = i - 2
-            if not w & 3 and int.from_bytes(buf[w:w + 4], "little") in ERET_WORDS:
-                self._hook_eret(vpage + (w - o))
-            i = buf.find(b"\x9f\xd6", i + 1, end)
-
-    def forget_scans(self) -> None:
-        self._scanned.clear()           # a fetch refills: its page is scanned again
-        self._scanned_pa.clear()
-
-    def code_written(self, ppages=None) -> None:
-        """Code may have changed (IC, ``write_mem``): scan again the pages fetched from (those
-        in ``ppages`` only, if given): their TLB entries may stay and refill nothing."""
-        for vp, pp in list(self._scanned):
-            if ppages is None or pp in ppages:
-                self._scan(vp, pp)
-
-    @property
-    def scanned_pages(self):
-        return self._scanned_pa

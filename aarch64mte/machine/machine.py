@@ -13,6 +13,10 @@ through what they are given at construction:
 - ``CpuView``/``MteUnit`` (cpu.py, mteunit.py)  MTE instructions and registers
 - ``ExceptionUnit`` (exception_entry.py)  exception entry, ERET and PSTATE.TCO, the log
 - ``Traps`` (traps.py)           the interrupt and system-instruction hooks
+- ``CodeScanner`` (codescan.py)  words found in fetched code: ERETs, exits before words the
+                                 engine cannot translate, the slow path's hooks
+- ``SlowPath`` (slowpath.py)     instructions the engine gets wrong (alignment, signed
+                                 LD<op>), finished in Python (atomics.py)
 - ``Board`` (board.py)           PL011 UART and semihosting
 - ``Counting`` (blocks.py)       instructions, classes and data bytes per block
 - ``Debugging`` (debugging.py)   breakpoints and watches
@@ -21,7 +25,7 @@ through what they are given at construction:
 
 This module holds construction, loading, the public memory/tag/register API and the run loop.
 Hooks report to the run loop through ``Events``. A run ends at the end of .text through a code
-hook bounded to that address (the engine has no exit address).
+hook bounded to that address; the engine's exit addresses are the words it cannot translate.
 """
 from __future__ import annotations
 
@@ -31,12 +35,13 @@ from typing import Dict, List, Optional
 from unicorn import UcError, UC_HOOK_CODE
 from unicorn import arm64_const as A
 
-from ..semantics import syndrome
+from ..semantics import faults, syndrome
+from . import engine_words, profiles
 from . import native as native_lib
-from . import profiles
 from .adapter import Engine
 from .blocks import Counting
 from .board import Board
+from .codescan import CodeScanner
 from .counters import Counters
 from .cpu import CpuView
 from .debugging import Debugging
@@ -51,6 +56,7 @@ from .provenance import DEFAULT_ENTRIES, SOURCES, Provenance
 from .stage2 import Stage2
 from .registers import MASK64, RegisterFile
 from .results import RunResult, WatchHit, _Stop
+from .slowpath import SlowPath
 from .sysregs import ENCODINGS, ID_AA64PFR1_MTE3, CoreMteRegs, MteRegs
 from .tagunit import TagUnit
 from .translation import READ, WRITE, WalkFault
@@ -136,6 +142,12 @@ class Machine:
         self.traps = Traps(eng, core, regs, mmu, self.tagunit, self.mteunit, self.exc,
                            self.board, events, self.debugging, lib, count_classes)
         self.traps.host_inputs = self.host_inputs
+        self.slowpath = SlowPath(self)
+        self.code = CodeScanner(eng, mmu, self.exc.on_eret, self.slowpath.on_emulate,
+                                self.slowpath.on_check, self._alignment_enforced)
+        self.traps.code = self.code
+        self.traps.slowpath = self.slowpath
+        self.exc.monitor = self.slowpath.monitor
         self._tagged_cache = None
         mmu.on_invalidate.append(self._forget_tagged_regions)
         self.image = None
@@ -151,6 +163,15 @@ class Machine:
             self.shim.install()
         elif hcr or stage2 is not None or el2_handler is not None:
             raise ValueError("hcr, stage2 and el2_handler are the shim's (el2='shim')")
+
+    def _alignment_enforced(self) -> bool:
+        """SCTLR_ELx.A = 1 in a regime the program can run in: every load and store is then
+        alignment checked (``codescan``)."""
+        cp = self.eng.cp_read
+        a = cp(*ENCODINGS["SCTLR_EL1"]) >> 1 & 1
+        if self.el2 is not None:
+            a |= cp(*ENCODINGS["SCTLR_EL2"]) >> 1 & 1
+        return bool(a)
 
     def _id_values(self) -> dict:
         """The ID registers as this machine implements them, where they differ from the
@@ -233,7 +254,7 @@ class Machine:
         self._hook_text_end()
         for seg in image.segments:
             self.write_mem(seg.addr, seg.data, physical=True)
-            self.exc.hook_erets(seg.addr, seg.data)
+            self.code.scan_image(seg.addr, seg.data)
         if self.profile == "snippet":
             self._apply_snippet()
         else:
@@ -348,7 +369,7 @@ class Machine:
         data = bytes(data)
         off = 0
         written = None
-        scanned = self.exc.scanned_pages
+        scanned = self.code.scanned_pages
         while off < len(data):
             a = va + off
             k = min(len(data) - off, (a | 0xFFF) + 1 - a)
@@ -364,7 +385,7 @@ class Machine:
                         written.add(p)
             off += k
         if written:
-            self.exc.code_written(written)       # fetched code may now hold other ERETs
+            self.code.code_written(written)      # fetched code may hold other words now
 
     def _tag_pa(self, va: int) -> Optional[int]:
         t = self.mmu.debug_translate(va)
@@ -540,6 +561,7 @@ class Machine:
                 if self.text_end and pc == until:
                     result = RunResult("end", None, None, pc)
                     break
+                self.code.refresh()
                 cnt.hit_limit = 0
                 cnt.last_size = 0
                 events.clear_run()
@@ -581,6 +603,12 @@ class Machine:
                         counting.fix_count(pc, False)
                         result = RunResult("watchpoint", None, None, pc, ev[1])
                         break
+                    if kind == "insn":
+                        result = self._finish_slow(ev[1], ev[2])
+                        continue
+                    if kind == "retranslate":
+                        counting.fix_count(pc, False)
+                        continue
                 if err is not None and events.watch_trap is not None:
                     # an access to a watched page: stop before it, or run it alone and look
                     events.watch_trap = None
@@ -622,8 +650,12 @@ class Machine:
                         continue             # only the slice ended: go on
                     finishing = True         # the next block would pass the budget
                     continue
-                # emu_start returned on its own: PC reached `until`, or the count ran out
+                # emu_start returned on its own: PC reached `until` or an exit, or the count ran
+                # out
                 counting.fix_count(pc, False)
+                if pc in self.code.exits and cnt.insns < limit:
+                    result = self._at_exit(pc)
+                    continue
                 if self.text_end and pc == until:
                     result = RunResult("end", None, None, pc)
                 elif cnt.insns >= limit:
@@ -636,6 +668,48 @@ class Machine:
                 self.mmu.invalidate()
             counting.publish(self.tagunit, self.mteunit)
         return result
+
+    def _finish_slow(self, pc: int, why: str) -> Optional[RunResult]:
+        """An instruction the slow path stopped before (``slowpath``): run it or take its
+        fault."""
+        counting = self.counting
+        f = self.slowpath.finish(pc, why)
+        if f is None:
+            if self.eng.pc() != pc:
+                counting.fix_count(pc, True)            # performed here
+            else:
+                counting.fix_count(pc, False)           # runs in the engine next
+            return None
+        counting.fix_count(pc, True, completed=False)
+        try:
+            self.traps.arch_fault(f, pc)
+        except _Stop:
+            pass
+        return self._take_stop()
+
+    def _at_exit(self, pc: int) -> Optional[RunResult]:
+        """The engine stopped before a word it cannot translate: UNDEFINED where the
+        architecture says so, else the run stops on an unsupported instruction. An exit whose
+        word has changed since is dropped."""
+        try:
+            word = self.mmu.fetch_word(pc, self.regs.el)
+        except Exception:
+            word = None
+        if word is None or not engine_words.translator_aborts(word):
+            self.code.drop_exit(pc)
+            return None
+        if engine_words.is_undefined(word):
+            self.counting.counter.insns += 1
+            try:
+                self.traps.arch_fault(faults.Undefined(), pc)
+            except _Stop:
+                pass
+            return self._take_stop()
+        rec = ExceptionRecord("unsupported", 0, 0, None, self.el, self.el, pc)
+        rec.error = (f"0x{word:08x} is {engine_words.architectural_result(word)}, "
+                     "which this emulator cannot execute")
+        self.exc.log.append(rec)
+        return RunResult("unsupported", word, rec, pc)
 
     def _deliver_tag_fault(self, ev) -> None:
         """A synchronous tag-check fault stopped the engine: undo the access, take the abort."""

@@ -9,9 +9,9 @@ all in a snapshot:
 
 - the engine's CPU context (``uc_context_save``: every general, SIMD and system register);
 - the shared core's fields, but for its pointers and caches (MTE registers, counters, the
-  provenance sequence), and the Python paths' counters, MTE registers and log lengths (and
-  the EL2 shim's HCR_EL2, exit log and stage-2 tables in host memory; its handler must be a
-  function of the machine's state, as the machine is);
+  provenance sequence), and the Python paths' counters, MTE registers, exclusive monitor and
+  log lengths (and the EL2 shim's HCR_EL2, exit log and stage-2 tables in host memory; its
+  handler must be a function of the machine's state, as the machine is);
 - the pages of RAM, allocation tags and provenance records that changed since the previous
   snapshot: each is compared with a shadow copy of its content at the previous snapshot (libc
   ``memcmp`` per MiB, then per 4 KiB page), so a snapshot costs a compare of memory plus a copy
@@ -221,6 +221,9 @@ class Recorder:
         if not hasattr(m.mte, "_core"):          # the Python paths keep them in Python
             st["mte"] = dict(vars(m.mte))
         st["hcr"] = getattr(m.mmu, "hcr_value", None)
+        slow = getattr(m, "slowpath", None)
+        if slow is not None:                      # the exclusive monitor held in Python
+            st["monitor"] = dict(vars(slow.monitor))
         shim = getattr(m, "shim", None)
         if shim is not None:
             st["shim"] = (shim.hcr_value, len(shim.exits))
@@ -313,6 +316,9 @@ class Recorder:
             vars(m.mte).update(st["mte"])
         if st.get("hcr") is not None:
             m.mmu.hcr_value = st["hcr"]
+        if "monitor" in st:
+            vars(m.slowpath.monitor).update(st["monitor"])
+            m.slowpath.pass_pc = m.slowpath.engine_align_pending = None
         if "shim" in st:
             m.shim.hcr_value, n = st["shim"]
             del m.shim.exits[n:]

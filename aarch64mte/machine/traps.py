@@ -25,7 +25,10 @@ from .translation import WalkFault, WRITE
 
 DC_ZVA = (1, 3, 7, 4, 1)
 HCR_EL2 = ENCODINGS["HCR_EL2"]
+SCTLRS = {ENCODINGS[n] for n in ("SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL12")}
+SCTLR_A = 1 << 1
 # the engine's exception numbers beyond UNDEFINED (1), SVC (2) and BRK (7)
+EXCP_DATA_ABORT = 4
 EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
 
 
@@ -43,7 +46,9 @@ class Traps:
         self.events = events
         self.debugging = debugging
         self.count_classes = count_classes
-        self.host_inputs = None             # hostinputs.HostInputs: MRS of host-read registers
+        self.code = None                # the CodeScanner and SlowPath (set by the machine)
+        self.slowpath = None
+        self.host_inputs = None         # hostinputs.HostInputs: MRS of host-read registers
         uc = eng.uc
         if lib is not None:
             self._py_intr = core.py_intr = type(core.py_intr)(self.on_intr)
@@ -80,6 +85,8 @@ class Traps:
                 pc = eng.pc()
                 imm = (self.mmu.fetch_word(pc - 4, self.regs.el) >> 5) & 0xFFFF
                 self.exc.take("svc", syndrome.esr(syndrome.EC_SVC64, imm), None, pc, pc - 4)
+            elif intno == EXCP_DATA_ABORT:         # the engine's Alignment fault (exclusive, atomic)
+                self.slowpath.on_engine_alignment(eng.pc())
             elif intno == 7:                        # BRK
                 pc = eng.pc()
                 imm = (self.mmu.fetch_word(pc, self.regs.el) >> 5) & 0xFFFF
@@ -214,6 +221,10 @@ class Traps:
         if key == HCR_EL2 and self.mmu.el2 and self.regs.el == 2:
             self.mmu.set_hcr(cp.val, engine=False)    # the MSR itself writes the engine's
         elif key in TRANSLATION_REGS:
+            if key in SCTLRS and (cp.val & SCTLR_A or self.code.strict_now):
+                # alignment checking may change: the run loop follows (``CodeScanner.refresh``)
+                self.events.pending = ("retranslate",)
+                self.eng.emu_stop()
             self.mmu.invalidate()
         return 0
 
@@ -225,7 +236,7 @@ class Traps:
             elif cp.op0 == 1 and cp.crn == 8:        # TLBI: our caches follow the guest's
                 self.mmu.invalidate(flush=False)
             elif cp.op0 == 1 and cp.crn == 7 and cp.crm in (1, 5):   # IC: code may be new
-                self.exc.code_written()
+                self.code.code_written()
         except Exception as e:
             self.events.pending = ("error", e)
             self.eng.emu_stop()

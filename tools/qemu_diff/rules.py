@@ -46,6 +46,29 @@ def cas_asymm(t, k, q, e, d) -> bool:
             and len(ea) == 1 and is_tag_fault(ea[0][0]))
 
 
+def cas_wnr(t, k, q, e, d) -> bool:
+    """Both take the synchronous tag-check fault on a CAS/CASP; QEMU's ESR says WnR = 1 where
+    ours says 0, and nothing else differs at that instruction."""
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    if not _op(t, k).startswith("cas") or len(qa) != 1 or len(ea) != 1:
+        return False
+    (qesr, qfar, _), (eesr, efar, _) = qa[0], ea[0]
+    return (is_tag_fault(eesr) and qesr == eesr | (1 << 6) and qfar == efar
+            and _only(d, {"exc"}))
+
+
+def stxr_alignment(t, k, q, e, d) -> bool:
+    """A store-exclusive to an address that needs an Alignment fault: ours takes it, QEMU's
+    monitor check fails first (no fault, status 1)."""
+    off = 4 * (k - 1)
+    op = _op(t, k)
+    if not (op.startswith("st") and ("xr" in op or "xp" in op)):
+        return False
+    qa, ea = _at(q, off), _at(e, off)
+    return not qa and len(ea) == 1 and ea[0][0] & 0x3F == 0x21
+
+
 def dc_zva_asymm(t, k, q, e, d) -> bool:
     off = 4 * (k - 1)
     qa, ea = _at(q, off), _at(e, off)
@@ -108,6 +131,17 @@ RULES = [
          "accdesc.read; CAS/CASP are read-modify-write (their access descriptor from "
          "CreateAccDescAtomicOp has read = TRUE), so the check is synchronous",
          "reports the failed check asynchronously (TFSR) and performs the CAS", cas_asymm),
+    Rule("cas-wnr",
+         "ISS.WnR for a Data Abort from an atomic read-modify-write is 0 when a read of the "
+         "location would have generated the fault; a failed tag check is such a fault (the "
+         "check of CreateAccDescAtomicOp's access, read = TRUE, is a read's)",
+         "reports the synchronous tag-check fault of CAS/CASP with WnR = 1", cas_wnr),
+    Rule("stxr-alignment",
+         "AArch64.ExclusiveMonitorsPass checks alignment (AArch64.UnalignedAccessFaults) "
+         "before it asks the monitor (IsExclusiveVA): an unaligned store-exclusive faults "
+         "whether or not the monitor would pass",
+         "fails the store-exclusive on its monitor first, with no Alignment fault",
+         stxr_alignment),
     Rule("dc-zva-asymmetric",
          "DC ZVA 'behaves as a set of Stores to each byte within the block' (its access "
          "descriptor, CreateAccDescDCZero, is a write, read = FALSE); AArch64.TagCheckFault "
