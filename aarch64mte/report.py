@@ -323,8 +323,8 @@ def vm_exits(machine) -> list:
     shim = getattr(machine, "shim", None)
     out = []
     for e in getattr(shim, "exits", None) or []:
-        d = {k: (hex64(v) if isinstance(v, int) and not isinstance(v, bool) else v)
-             for k, v in e.as_dict().items()}
+        d = {k: (hex64(v) if isinstance(v, int) and not isinstance(v, bool) and k != "index"
+                 else v) for k, v in e.as_dict().items()}
         d["ec"] = e.ec
         d["ec_name"] = ec_name(e.ec)
         d["insn"] = disassemble(machine, e.pc)
@@ -371,6 +371,7 @@ REASON_TEXT = {
     "insn-limit": "reached the instruction limit",
     "interrupt": "was interrupted",
     "vm-exit": "stopped at a VM exit the EL2 shim does not handle",
+    "el2-exit": "was ended by the EL2 shim's handler",
 }
 
 
@@ -398,7 +399,7 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
     head.append(f" {reason}")
     if ex["reason"] == "brk" and ex["code"] is not None:
         head.append(f" #0x{ex['code']:x}")
-    if ex["reason"] == "semihost-exit":
+    if ex["reason"] in ("semihost-exit", "el2-exit"):
         head.append(f" with code {ex['code']}")
     at = data["regs"].get("pc")
     if at:

@@ -1,8 +1,9 @@
 """`aarch64mte run PROGRAM`: run an assembly source or an AArch64 ELF and report how it ended.
 
-Exit status: the semihosting exit code when the program made one; otherwise 0 when it fell off
-the end of its text or stopped at a BRK, 1 for an unhandled exception or the instruction limit,
-2 for a usage or input error (reported as one message, never a traceback), 130 on Ctrl-C.
+Exit status: the semihosting exit code when the program made one, or the code the EL2 shim's
+handler ended the run with; otherwise 0 when it fell off the end of its text or stopped at a
+BRK, 1 for an unhandled exception, an unhandled VM exit or the instruction limit, 2 for a usage
+or input error (reported as one message, never a traceback), 130 on Ctrl-C.
 """
 from __future__ import annotations
 
@@ -261,18 +262,8 @@ def prepare(args: argparse.Namespace):
 
 def install_el2_handler(machine, path: str) -> None:
     """Load FILE.py and give the shim the handler its make_handler(shim) returns."""
-    import importlib.util
-    check_input_file(path)
-    with host_failures(path, "cannot load the EL2 handler"):
-        spec = importlib.util.spec_from_file_location("aarch64mte_el2_handler", path)
-        if spec is None or spec.loader is None:
-            raise InputError(f"{path}: not a Python file")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    make = getattr(module, "make_handler", None)
-    if not callable(make):
-        raise InputError(f"{path}: defines no make_handler(shim)")
-    machine.shim.handler = make(machine.shim)
+    from aarch64mte.el2.handler_file import load
+    load(machine.shim, path)
 
 
 def machine_from_args(args: argparse.Namespace):
@@ -303,7 +294,7 @@ def run_program(args: argparse.Namespace) -> Outcome:
 
 def exit_status(result) -> int:
     reason = result.reason
-    if reason == "semihost-exit":
+    if reason in ("semihost-exit", "el2-exit"):     # the program's (or its EL2's) own code
         return int(result.code or 0) & 0xFF
     if reason in ("end", "brk"):
         return 0

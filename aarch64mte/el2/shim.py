@@ -10,7 +10,9 @@ handler answers with what a hypervisor does next:
   after the instruction instead (an emulated MMIO access or register);
 - ``Inject(esr, far=None)``: take a synchronous exception to the guest's EL1 with that syndrome
   (as KVM injects one);
-- ``Stop()``: end the run (reason ``vm-exit``).
+- ``Stop()``: end the run (reason ``vm-exit``); ``Stop(code=N)`` ends it as the guest's own
+  exit would (reason ``el2-exit``, N the exit status ``run`` reports), e.g. when a hypercall
+  says the guest is done.
 
 The default handler stops and reports. Stage 2 is a ``Stage2Map`` written as real descriptors
 into host memory outside the guest's reach (``Machine.host_memory``); ``map``/``unmap`` change it
@@ -18,18 +20,23 @@ while the guest runs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+import os
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Optional, Union
 
+from ..errors import InputError
 from ..semantics import systraps
 from ..semantics.syndrome import EC_DABT_LOWER, EC_HVC64, EC_IABT_LOWER, EC_SMC64, EC_SYSREG
 from . import hcr as hcr_fields
+from ..machine.translation import WalkFault
 from .stage2map import VTCR, Stage2Map, TableWriter
 
 REASONS = {EC_DABT_LOWER: "stage2-abort", EC_IABT_LOWER: "stage2-abort",
            EC_SYSREG: "sysreg-trap", EC_HVC64: "hvc", systraps.EC_WFX: "wfi",
            EC_SMC64: "smc"}
 DEFAULT_HCR = {"RW": 1, "VM": 1, "ATA": 1}
+EXIT_REASON = "el2-exit"        # a Stop with an exit status: the guest's run is over
+EXITS_KEPT = 10_000             # VM exits kept in Shim.exits (the oldest go first)
 
 
 @dataclass
@@ -54,8 +61,8 @@ class VmExit:
         return self.esr_el2 & 0x1FFFFFF
 
     def as_dict(self) -> dict:
-        d = {"reason": self.reason, "esr_el2": self.esr_el2, "far_el2": self.far_el2,
-             "ipa": self.ipa, "pc": self.pc}
+        d = {"index": self.index, "reason": self.reason, "esr_el2": self.esr_el2,
+             "far_el2": self.far_el2, "ipa": self.ipa, "pc": self.pc}
         if self.register is not None:
             d["register"] = self.register
         if self.write is not None:
@@ -76,7 +83,15 @@ class Inject:
 
 @dataclass(frozen=True)
 class Stop:
-    reason: str = "vm-exit"
+    reason: Optional[str] = None     # default: 'el2-exit' with a code, else 'vm-exit'
+    code: Optional[int] = None       # the run's exit status (as a semihosting exit code is)
+
+    def __post_init__(self) -> None:
+        if self.code is not None and (not isinstance(self.code, int)
+                                      or isinstance(self.code, bool)):
+            raise TypeError(f"Stop code must be an int, not {self.code!r}")
+        if self.reason is None:
+            object.__setattr__(self, "reason", "vm-exit" if self.code is None else EXIT_REASON)
 
 
 def stop_handler(vm_exit: VmExit):
@@ -84,21 +99,18 @@ def stop_handler(vm_exit: VmExit):
     return Stop()
 
 
-@dataclass
-class ShimConfig:
-    hcr: Dict[str, int] = field(default_factory=dict)   # fields over DEFAULT_HCR
-    stage2: Optional[object] = None                      # Stage2Map, a TOML path, or mappings
-    handler: Optional[Callable] = None
-
-
 class Shim:
-    """Attached to a Machine built with ``el2="shim"`` (the machine makes one)."""
+    """Attached to a Machine built with ``el2="shim"`` (the machine makes one). ``stage2`` is a
+    Stage2Map, a TOML file or a list of mappings (default: RAM mapped onto itself);
+    ``handler`` a callable, or a Python file whose make_handler(shim) returns one."""
 
     def __init__(self, machine, hcr: Optional[Dict[str, int]] = None, stage2=None,
-                 handler: Optional[Callable] = None) -> None:
+                 handler: Union[Callable, str, os.PathLike, None] = None) -> None:
         self.m = machine
-        self.handler = handler or stop_handler
-        self.exits: List[VmExit] = []
+        self.handler = stop_handler
+        self.handler_source: Optional[str] = None    # the file the handler came from
+        self.exits: List[VmExit] = []                # the latest EXITS_KEPT
+        self.exit_count = 0
         fields = dict(DEFAULT_HCR)
         fields.update({k.upper(): v for k, v in (hcr or {}).items()})
         self.hcr_value = hcr_fields.with_fields(0, fields)
@@ -108,11 +120,16 @@ class Shim:
             ram = machine.ram
             stage2 = Stage2Map([(dict(ipa=ram.base, pa=ram.base, size=ram.size))],
                                pa_ok=self.pa_ok, source="<identity map of RAM>")
-        elif isinstance(stage2, str):
-            stage2 = Stage2Map.from_toml(stage2, pa_ok=self.pa_ok)
+        elif isinstance(stage2, (str, os.PathLike)):
+            stage2 = Stage2Map.from_toml(os.fspath(stage2), pa_ok=self.pa_ok)
         elif not isinstance(stage2, Stage2Map):
             stage2 = Stage2Map(stage2, pa_ok=self.pa_ok)
         self.stage2 = stage2
+        if isinstance(handler, (str, os.PathLike)):
+            from .handler_file import load
+            load(self, handler)
+        elif handler is not None:
+            self.handler = handler
         machine.exc.to_el2 = self._exit
 
     def pa_ok(self, pa: int, size: int, attr: str) -> bool:
@@ -145,12 +162,36 @@ class Shim:
 
     def map(self, ipa: int, pa: int, size: int, attr: str = "normal-wb",
             perm: str = "rwx") -> None:
+        """Add a mapping (InputError, and stage 2 unchanged, if it is not a valid one)."""
+        before = list(self.stage2.mappings)
         self.stage2.add(ipa, pa, size, attr, perm)
-        self._write_tables()
+        try:
+            self._write_tables()
+        except InputError:
+            self.stage2.mappings = before          # the tables did not fit: as it was
+            self._write_tables()
+            raise
 
     def unmap(self, ipa: int, size: int = 0x1000) -> None:
         self.stage2.remove(ipa, size)
         self._write_tables()
+
+    # --- what a hypervisor reaches besides the tables -----------------------------------------
+    def write_console(self, text: str) -> None:
+        """Print on the machine's console (what ``run`` shows and its JSON's "console" holds),
+        as a hypervisor prints on its own UART."""
+        self.m.board.output(text)
+
+    def stage1_ipa(self, va: int) -> Optional[int]:
+        """The IPA the guest's EL1&0 stage 1 gives ``va`` for a read at EL1 -- what AT S1E1R
+        leaves in PAR_EL1 -- or None where stage 1 faults (or stage 2 faults on its walk).
+        HPFAR_EL2 is UNKNOWN for a stage-2 Permission fault; a hypervisor finds the IPA so."""
+        m = self.m
+        t = m.mmu.stage1.translate(va, 1, "r", m.mmu.regime(1))
+        if isinstance(t, WalkFault):
+            # a fault at the final stage-2 lookup: stage 1 succeeded and gave t.ipa
+            return t.ipa if t.stage == 2 and not t.s1ptw else None
+        return t.pa if t.ipa is None else t.ipa
 
     # --- exits ------------------------------------------------------------------------------
     def _exit(self, rec, preferred_return: int) -> None:
@@ -159,15 +200,21 @@ class Shim:
         m = self.m
         word = m.mmu.fetch_word(rec.pc, rec.from_el)
         vm_exit = VmExit(REASONS.get(rec.ec, "exception"), rec.esr, rec.far, rec.ipa, rec.pc,
-                         preferred_return, insn=word, index=len(self.exits))
+                         preferred_return, insn=word, index=self.exit_count)
         if rec.ec == EC_SYSREG:
             iss = rec.esr & 0x1FFFFFF
             vm_exit.register = _sysreg_name(iss)
             vm_exit.write = not iss & 1
         elif rec.ec in (EC_DABT_LOWER,):
             vm_exit.write = bool(rec.esr >> 6 & 1)
+        self.exit_count += 1
         self.exits.append(vm_exit)
-        action = self.handler(vm_exit)
+        if len(self.exits) > EXITS_KEPT:
+            del self.exits[:len(self.exits) - EXITS_KEPT]
+        try:
+            action = self.handler(vm_exit)
+        except Exception as e:
+            raise self._handler_error(vm_exit, e) from e
         if action is None:
             action = Stop()
         if isinstance(action, Resume):
@@ -176,11 +223,28 @@ class Shim:
         if isinstance(action, Inject):
             m.exc.enter(1, action.esr, action.far, rec.pc)
             return
+        if not isinstance(action, Stop):
+            raise InputError(f"the EL2 handler returned {action!r} at VM exit "
+                             f"{self._which(vm_exit)}: not Resume, Inject, Stop or None",
+                             self.handler_source)
         rec.vm_exit = vm_exit
-        m.events.pending = ("stop", RunResult(getattr(action, "reason", "vm-exit"), None, rec,
-                                              rec.pc))
+        m.events.pending = ("stop", RunResult(action.reason, action.code, rec, rec.pc))
         m.eng.set_pc(rec.pc)
         raise _Stop
+
+
+    def _which(self, e: VmExit) -> str:
+        return f"#{e.index} ({e.reason}, ESR_EL2 {e.esr_el2:#x}, pc {e.pc:#x})"
+
+    def _handler_error(self, e: VmExit, exc: Exception) -> InputError:
+        """The handler failed: the user's code, so one line naming it (and its line)."""
+        if isinstance(exc, InputError):
+            return exc
+        from .handler_file import describe, failure_line
+        src = self.handler_source
+        line = failure_line(exc, src) if src else None
+        return InputError(f"the EL2 handler failed at VM exit {self._which(e)}: "
+                          f"{describe(exc)}", src, line=line)
 
 
 def _sysreg_name(iss: int) -> str:

@@ -136,6 +136,9 @@ class Stage2Map:
 
     def remove(self, ipa: int, size: int = PAGE) -> None:
         """Unmap [ipa, ipa + size): mappings are split where the range cuts them."""
+        for name, v in (("ipa", ipa), ("size", size)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0 or v % PAGE:
+                raise InputError(f"{self.source}: unmap {name} {v!r} is not a multiple of 4 KiB")
         keep = []
         for m in self.mappings:
             if ipa + size <= m.ipa or m.ipa + m.size <= ipa:
@@ -180,7 +183,8 @@ class TableWriter:
         def new_table() -> int:
             t = next_free[0]
             if t + PAGE > self.base + self.size:
-                raise InputError("the stage-2 tables need more host memory than the shim has")
+                raise InputError(f"its stage-2 tables need more host memory than the shim "
+                                 f"has ({self.size >> 10} KiB)", s2.source)
             next_free[0] += PAGE
             tables[t] = [0] * 512
             return t

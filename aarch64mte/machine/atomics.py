@@ -6,8 +6,8 @@ one aligned 16-byte quantity. ``perform`` runs one LD<op>, SWP, CAS or CASP as i
 Operation says (MemAtomic: read, compare or apply, write, the old value to the register)
 against the machine, with what the engine would have done around it:
 
-- translation: an atomic's access descriptor is both a read and a write, so a fault reports
-  WnR = 1, except a permission fault where the location is not readable (WnR = 0);
+- translation: ESR.WnR of an atomic's fault is 0 if a read of the address would have
+  generated it, else 1;
 - the tag check of a read-modify-write is a read's: synchronous under asymmetric TCF, WnR = 0;
 - alignment (AArch64.CheckAlignment via ``semantics.alignment``).
 """
@@ -107,21 +107,22 @@ def access(m, va: int, total: int, pc: int, *, rmw: bool = False, write: bool = 
            checked: bool = True):
     """The PA of an atomic or exclusive access of ``total`` bytes at ``va``, after its
     alignment check, translation and tag check; or the fault it takes. A read-modify-write
-    (``rmw``) translates as a write and is tag checked as a read."""
+    (``rmw``) translates as a read and a write and is tag checked as a read."""
     el = m.el
     mmu = m.mmu
     if alignment.CheckAlignment(va, total, alignment.ATOMIC, mmu.regime(el).sctlr):
         return faults.AlignmentFault(va, write)
-    t = mmu.translate(va, el, WRITE if write or rmw else READ)
+    t = mmu.translate(va, el, WRITE if write else READ)
+    if rmw and not isinstance(t, WalkFault):
+        t = mmu.translate(va, el, WRITE)
+        write = True                # a read would not fault: WnR = 1 for the write's fault
     if isinstance(t, WalkFault):
-        w = write or rmw
-        if rmw and t.kind == "permission" and isinstance(mmu.translate(va, el, READ), WalkFault):
-            w = False                                     # not even readable
-        return faults.TranslationFault(va, w, t.dfsc, stage2=t.stage == 2, ipa=t.ipa,
+        return faults.TranslationFault(va, write, t.dfsc, stage2=t.stage == 2, ipa=t.ipa,
                                        s1ptw=t.s1ptw, level=t.level)
+    write = write and not rmw
     pa = t.pa
     if not m.ram.contains(pa, total):
-        return faults.TranslationFault(va, write or rmw, 0b010000)   # external abort
+        return faults.TranslationFault(va, write, 0b010000)          # external abort
     tu = m.tagunit
     if checked and t.tagged and tu.checkable(va, el):
         ltag = (va >> 56) & 0xF

@@ -119,6 +119,11 @@ class Counting:
             c.last_size = 4 * keep
             if self.count_classes:
                 self._uncount_classes(a, s, keep, completed or not executed_at_pc)
+        elif executed_at_pc:
+            # the instruction's block never began (its fetch faulted): the exception entry
+            # still counts, so a loop of instruction aborts runs into the limit
+            c.insns += 1
+            c.last_size = 0
 
     def publish(self, tagunit, mteunit) -> None:
         """Machine.counters: the shared core's counts (native paths) plus the Python paths'."""

@@ -103,6 +103,8 @@ def _access_bytes(insn, mnem: str, regs_before_mem) -> int:
         return 0
     if mnem == "ldpsw":
         return 8
+    if mnem in ("ldraa", "ldrab"):          # PAuth loads: a doubleword (B is the key)
+        return 8
     reg = regs_before_mem[-1]
     if mnem in _PAIRS or mnem.startswith("casp"):
         return 2 * _REGBYTES.get(reg[0], 8)
@@ -185,6 +187,13 @@ def analyse(word: int) -> Optional[AccessInfo]:
                     written.append(u)
         except Exception:
             pass
+        if mnem.startswith("ld") and not _ATOMIC.match(mnem):
+            # a load's registers before its address are its destinations (capstone leaves
+            # some out, e.g. LDRAA/LDRAB's)
+            for name in regs_before:
+                u = uc_reg(name)
+                if u and u not in written:
+                    written.append(u)
         unpriv = bool(re.match(r"^(ld|st)tr", mnem))
         rmw = bool(_ATOMIC.match(mnem)) or mnem.startswith("cas") or mnem.startswith("swp")
         checked = base is not None and (wback or base != A.UC_ARM64_REG_SP or index is not None)

@@ -9,12 +9,13 @@ from typing import List, Optional
 from unicorn import arm64_const as A
 
 from ..semantics import syndrome
+from ..semantics.exception_return import IllegalExceptionReturn, IllegalReturnPSTATE
 from . import checks
 from .exceptions import ExceptionRecord, TagFault, vector_offset
 from .memory import PAGE
 from .results import RunResult, _Stop
 from .sysregs import ENCODINGS
-from .translation import FETCH, WRITE
+from .translation import FETCH, READ, WRITE, WalkFault
 
 ERET_WORDS = (0xD69F03E0, 0xD69F0BFF, 0xD69F0FFF)     # ERET, ERETAA, ERETAB
 NO_VECTORS = 0                      # reset VBAR_EL1: "no guest vectors: stop and report"
@@ -139,7 +140,12 @@ class ExceptionUnit:
                               far, pc, pc)
                 return
             far = self._fault_address(pc, vaddr, cur)
-            write = acc == WRITE or (wf.kind != "permission" and self._rmw(pc, cur))
+            write = acc == WRITE
+            if self._rmw(pc, cur):
+                # ISS.WnR of an atomic read-modify-write: 0 if a read of the address would
+                # have generated the fault, else 1
+                write = wf.kind != "external" and not isinstance(
+                    self.mmu.translate(vaddr, cur, READ), WalkFault)
             if wf.stage == 2:
                 iss = self._stage2_data_iss(pc, cur, wf, write)
                 self.take("data_abort", syndrome.esr(syndrome.EC_DABT_LOWER, iss), far, pc, pc,
@@ -167,11 +173,29 @@ class ExceptionUnit:
                                        sf=sf, ar=ar)
 
     def _rmw(self, pc: int, el: int) -> bool:
-        """An atomic read-modify-write: its access descriptor is a write as well as a read,
-        so a fault that is not a read's permission fault reports WnR = 1 (the engine
-        translates its read first)."""
+        """An atomic read-modify-write (the engine reads first, and may refuse the write's
+        fill after the read's succeeded or the other way round)."""
         info = checks.analyse(self.mmu.fetch_word(pc, el))
         return info is not None and info.rmw
+
+    def illegal_return(self) -> None:
+        """An illegal exception return (``semantics.exception_return``): PSTATE.EL, SP and nRW
+        stay, the other fields come from SPSR, PSTATE.IL is set and PC = ELR; the next
+        instruction then takes the Illegal Execution state exception (the run loop takes it).
+        The engine would return to AArch32, or set IL and go on: ``on_eret`` stops before the
+        ERET and the run loop calls this."""
+        eng = self.eng
+        el = self.regs.el
+        spsr = eng.cp_read(*_SPSR[min(el, 2)])
+        if self.monitor is not None:
+            self.monitor.clear()
+        self.counters.exception_returns += 1
+        self.mte.tco = (spsr >> 25) & 1
+        new = IllegalReturnPSTATE(spsr, eng.rd(A.UC_ARM64_REG_PSTATE))
+        elr = eng.rd(_ELR[min(el, 2)])
+        eng.wr(A.UC_ARM64_REG_PSTATE, new)
+        eng.set_pc(elr)
+        self.mmu.invalidate()
 
     def _fault_address(self, pc: int, vaddr: int, el: int) -> int:
         """FAR of a data abort: the address the instruction accessed (with its tag), not the
@@ -194,6 +218,11 @@ class ExceptionUnit:
             if el == 0 or self.mmu.fetch_word(addr, el) not in ERET_WORDS:
                 return                          # (a hooked word the code no longer holds)
             spsr = self.eng.cp_read(*_SPSR[min(el, 2)])
+            if IllegalExceptionReturn(spsr, el, self.mmu.el2, self.mmu.hcr()):
+                # done by the run loop (illegal_return)
+                self.events.pending = ("insn", addr, "illegal-return")
+                self.eng.emu_stop()
+                return
             if self.monitor is not None:
                 self.monitor.clear()
             self.counters.exception_returns += 1

@@ -178,8 +178,11 @@ class Machine:
         engine's (its MAX CPU has no MTE, and EL2 and EL3 exist in it whatever the board)."""
         cp = self.eng.cp_read
         pfr0 = cp(*ENCODINGS["ID_AA64PFR0_EL1"])
-        # no EL3; EL2 only on a board with it (QEMU virt's virtualization=on)
-        pfr0 &= ~(0xF << 12) & ~(0 if self.el2 is not None else 0xF << 8)
+        # no EL3; EL2 only on a board with it (QEMU virt's virtualization=on); EL0 and EL1
+        # AArch64 only: the machine runs A64 alone, so an ERET to AArch32 is illegal (EL2's
+        # field stays the engine's: without EL3 nothing can enter EL2 in AArch32)
+        pfr0 &= ~(0xF << 12) & ~(0 if self.el2 is not None else 0xF << 8) & ~0xFF
+        pfr0 |= 0x11
         pfr1 = (cp(*ENCODINGS["ID_AA64PFR1_EL1"]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
         return {"ID_AA64PFR0_EL1": pfr0, "ID_AA64PFR1_EL1": pfr1}
 
@@ -681,8 +684,12 @@ class Machine:
                 counting.fix_count(pc, False)           # runs in the engine next
             return None
         counting.fix_count(pc, True, completed=False)
+        at = pc
+        if isinstance(f, faults.IllegalState):          # the ERET ran; the next one faults
+            at = self.eng.pc()
+            counting.counter.insns += 1
         try:
-            self.traps.arch_fault(f, pc)
+            self.traps.arch_fault(f, at)
         except _Stop:
             pass
         return self._take_stop()

@@ -9,6 +9,8 @@ with an ``("insn", pc, why)`` event, which the run loop hands to ``finish``:
 - ``emulate``: LDSMAX/LDSMIN of bytes, halfwords and words, which the engine compares
   unsigned: ``atomics.perform`` runs them;
 - ``exclusive``: a store-exclusive the engine would get wrong (``exclusives``);
+- ``illegal-return``: an illegal exception return (``ExceptionUnit.illegal_return``), then the
+  Illegal Execution state exception of the instruction it returns to;
 - ``engine-align``: the engine's own Alignment fault (interrupt 4) on an exclusive or atomic.
   It applies the rule without FEAT_LSE2; ``atomics`` and ``exclusives`` apply it with.
 
@@ -68,6 +70,9 @@ class SlowPath:
         """Complete the instruction at ``pc``: None if it has run (PC moved on, or it is to run
         in the engine now), else the fault to take."""
         m = self.m
+        if why == "illegal-return":
+            m.exc.illegal_return()
+            return faults.IllegalState()       # taken by the instruction at ELR
         word = m.mmu.fetch_word(pc, m.regs.el)
         if why == "check":
             f = self._alignment_fault(pc)

@@ -27,6 +27,7 @@ DC_ZVA = (1, 3, 7, 4, 1)
 HCR_EL2 = ENCODINGS["HCR_EL2"]
 SCTLRS = {ENCODINGS[n] for n in ("SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL12")}
 SCTLR_A = 1 << 1
+PSTATE_IL = 1 << 20
 # the engine's exception numbers beyond UNDEFINED (1), SVC (2) and BRK (7)
 EXCP_DATA_ABORT = 4
 EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
@@ -70,6 +71,14 @@ class Traps:
                 regs = eng.trap_regs
                 pc = regs[32]
                 el = (regs[33] >> 2) & 3
+                if regs[33] & PSTATE_IL:             # after an illegal exception return
+                    self.exc.take("illegal_state", syndrome.esr(syndrome.EC_ILLEGAL_STATE, 0),
+                                  None, pc, pc)
+                    return
+                if pc & 3:                           # PC alignment fault: FAR = PC
+                    self.exc.take("pc_alignment", syndrome.esr(syndrome.EC_PC_ALIGN, 0), pc,
+                                  pc, pc)
+                    return
                 word = self.mmu.fetch_word(pc, el)
                 hit = _DECODED.get(word)
                 insn, fn = hit if hit is not None else decoded(word)
@@ -171,6 +180,8 @@ class Traps:
         elif isinstance(f, faults.SysRegTrap):
             take("sysreg_trap", syndrome.esr(syndrome.EC_SYSREG, f.iss), None, pc, pc,
                  target_el=f.target_el)
+        elif isinstance(f, faults.IllegalState):
+            take("illegal_state", syndrome.esr(syndrome.EC_ILLEGAL_STATE, 0), None, pc, pc)
         elif isinstance(f, faults.SPAlignmentFault):
             take("sp_alignment", syndrome.esr(syndrome.EC_SP_ALIGN, 0), None, pc, pc)
         else:

@@ -63,3 +63,8 @@ class SPAlignmentFault(ArchFault):
     SCTLR_ELx.SA (or SA0 at EL0) is 1 (CheckSPAlignment())."""
 
     sp: int
+
+
+@dataclass
+class IllegalState(ArchFault):
+    """Illegal Execution state (EC 0x0E): PSTATE.IL was set by an illegal exception return."""

@@ -12,6 +12,7 @@ from . import faults
 
 # --- exception classes -----------------------------------------------------------------------
 EC_UNKNOWN = 0x00
+EC_ILLEGAL_STATE = 0x0E
 EC_SVC64 = 0x15
 EC_HVC64 = 0x16
 EC_SMC64 = 0x17

@@ -58,6 +58,20 @@ def cas_wnr(t, k, q, e, d) -> bool:
             and _only(d, {"exc"}))
 
 
+def align_wnr(t, k, q, e, d) -> bool:
+    """Both take the Alignment fault on a load-exclusive or an atomic read-modify-write; QEMU's
+    WnR is 1 where ours is 0."""
+    off = 4 * (k - 1)
+    op = _op(t, k)
+    atomic = op.startswith(("ld", "st", "swp", "cas")) and not op.startswith(("stx", "stlx"))
+    qa, ea = _at(q, off), _at(e, off)
+    if not atomic or len(qa) != 1 or len(ea) != 1:
+        return False
+    (qesr, qfar, _), (eesr, efar, _) = qa[0], ea[0]
+    return (eesr & 0x3F == 0x21 and qesr == eesr | (1 << 6) and qfar == efar
+            and _only(d, {"exc"}))
+
+
 def stxr_alignment(t, k, q, e, d) -> bool:
     """A store-exclusive to an address that needs an Alignment fault: ours takes it, QEMU's
     monitor check fails first (no fault, status 1)."""
@@ -136,6 +150,11 @@ RULES = [
          "location would have generated the fault; a failed tag check is such a fault (the "
          "check of CreateAccDescAtomicOp's access, read = TRUE, is a read's)",
          "reports the synchronous tag-check fault of CAS/CASP with WnR = 1", cas_wnr),
+    Rule("align-wnr",
+         "ISS.WnR is 0 for a fault a read generates; a load-exclusive only reads, and for an "
+         "atomic read-modify-write WnR is 0 when a read of the address would have generated "
+         "the fault, which holds for its Alignment fault",
+         "reports the Alignment fault of a load-exclusive or atomic with WnR = 1", align_wnr),
     Rule("stxr-alignment",
          "AArch64.ExclusiveMonitorsPass checks alignment (AArch64.UnalignedAccessFaults) "
          "before it asks the monitor (IsExclusiveVA): an unaligned store-exclusive faults "
