@@ -166,6 +166,25 @@ def test_host_writes_name_their_writer(native_path):
 
 
 @pytest.mark.parametrize("native_path", PATHS)
+def test_other_writes_through_the_tag_storage_are_the_hosts(native_path):
+    """A model running on the machine (the KVM host's mte_clear_page_tags, a swap-in) writes the
+    tag storage directly: those writes are recorded as the host's, once each."""
+    m, sym = run(PROGRAM.format(first="stg x1, [x1]", second="stg x2, [x2]"), native_path)
+    buf = sym["buf"]
+    pa = m.translate(buf)
+    seq = m.provenance.seq
+    m.tags.set_range(pa, [4, 5])
+    m.tags.fill(pa + 32, 2, 6)
+    m.tags.set(pa + 64, 7)
+    assert m.provenance.seq == seq + 5
+    assert [m.tag_writers(buf + 16 * g)[0].tag for g in range(5)] == [4, 5, 6, 6, 7]
+    last, prev = m.tag_writers(buf)
+    assert (last.kind, last.previous, last.insns, last.pc) == \
+        ("host", 0xA, m.counters.insns, m.reg("pc"))
+    assert (prev.kind, prev.tag) == ("STG", 0xA)
+
+
+@pytest.mark.parametrize("native_path", PATHS)
 def test_untagged_memory_and_disabled_tag_access_record_nothing(native_path):
     """STG to Untagged memory (MMU off: the virt profile) or with allocation-tag access
     disabled (SCTLR_EL1.ATA = 0) stores no tag (AArch64.MemTag[] writes only when

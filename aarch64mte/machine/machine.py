@@ -139,6 +139,7 @@ class Machine:
         self.debugging.core = self.core
         if self.provenance is not None:
             self.provenance.counter = self.counting.counter
+            self.provenance.where = lambda: (eng.pc(), self.regs.el)
         self.traps = Traps(eng, core, regs, mmu, self.tagunit, self.mteunit, self.exc,
                            self.board, events, self.debugging, lib, count_classes)
         self.traps.host_inputs = self.host_inputs

@@ -7,7 +7,8 @@ the EL; the tag it replaced), and a ring of the most recent writes from which a 
 history is read.
 
 The native MTE trap (``_native/provenance.h``) and the Python paths (``CpuView``, and
-``Machine.write_tags`` for host writes) record into the same memory, so either path sees what
+``Machine.write_tags`` for host writes; any other write through the tag storage, such as the
+KVM model's, is recorded as the host's) record into the same memory, so either path sees what
 the other wrote:
 
 - ``last``: two 64-bit words a granule (PC, meta) in an anonymous mapping the size of RAM;
@@ -98,6 +99,9 @@ class Provenance:
         core.prov_on = 1
         off = type(core).prov_seq.offset             # Core.prov_seq, without ctypes' field cost
         self._seq = memoryview(core).cast("B")[off:off + 8].cast("Q")
+        self.where = lambda: (0, 0)                  # (PC, EL) now, for host writes (Machine)
+        self._recorded = False                       # the next storage write is recorded
+        tags.on_write = self._storage_write
 
     @property
     def mappings(self):
@@ -127,8 +131,9 @@ class Provenance:
             meta = head | (tags[0] & 0xF) << 4 | self.tagbuf[g]
             _PACK2(self._last_map, g << 4, pc, meta)
             _PACK4(self._ring_map, (seq & (self.entries - 1)) << 5, seq, pa & ~0xF, pc, meta)
-            return
-        self._write(pa, tags, pc, head)
+        else:
+            self._write(pa, tags, pc, head)
+        self._recorded = True
 
     def _write(self, pa: int, tags: Sequence[int], pc: int, head: int) -> None:
         # on the Python path of every tag-writing instruction: few Python operations
@@ -147,6 +152,20 @@ class Provenance:
 
     def record_host(self, pa: int, tag: int, source: str, pc: int, el: int) -> None:
         self.record(pa, tag, SOURCES[source], pc, el, self.counter.insns)
+        self._recorded = True
+
+    def _storage_write(self, pa: int, tags) -> None:
+        """Every write through the tag storage (the native trap writes its memory directly):
+        one that the machine has just recorded passes; any other is the host's (a model of a
+        kernel or VMM on the machine, a tool, a test)."""
+        if self._recorded:
+            self._recorded = False
+            return
+        if self.covers(pa):
+            pc, el = self.where()
+            head = ((self.counter.insns & INSNS_MASK) << INSNS_SHIFT
+                    | SOURCES["host"] << KIND_SHIFT | el << EL_SHIFT)
+            self._write(pa, tags, pc, head)
 
     # --- reading --------------------------------------------------------------------------------
     def covers(self, pa: int) -> bool:

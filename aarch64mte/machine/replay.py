@@ -230,11 +230,11 @@ class Recorder:
         return st
 
     def _changed(self, r: _Region) -> List[int]:
-        """The pages of ``r`` that differ from its shadow. With provenance, allocation tags
-        and their records change only where a tag write since the base snapshot says (each
-        one is in the ring, unless it wrapped since), so only those pages are compared."""
+        """The pages of ``r`` that differ from its shadow. The provenance records change only
+        where a tag write since the base snapshot says (each one is in the ring, unless it
+        wrapped since), so only those pages are compared."""
         prov = self.prov
-        if prov is not None and r in self.regions[1:4]:
+        if prov is not None and r in self.regions[2:4]:
             # before the first snapshot the shadows are zero, as the records were at seq 0
             since = self.snaps[self._base].prov_seq if self.snaps else 0
             now = prov.seq
@@ -243,9 +243,8 @@ class Recorder:
                 seqs = range(since + 1, now + 1)
                 if r is self._ring_region:
                     pages = {(32 * (q & mask)) & ~(PAGE - 1) for q in seqs}
-                else:
-                    size = 16 if r is self._last_region else 1     # bytes a granule
-                    pages = {(((ring[4 * (q & mask) + 1] - base) >> 4) * size) & ~(PAGE - 1)
+                else:                               # 16 bytes a granule
+                    pages = {(((ring[4 * (q & mask) + 1] - base) >> 4) * 16) & ~(PAGE - 1)
                              for q in seqs}
                 return r.changed(pages)
         return r.changed()
