@@ -180,7 +180,7 @@ def run_machine(image, profile: str) -> tuple[float, int, int]:
     """Run on the emulator -> (seconds, x2, instructions counted)."""
     from aarch64mte.machine import Machine
 
-    # tag provenance (a debugging aid) off: it costs the Python hooks' MTE loop 5-8%
+    # tag provenance (a debugging aid) off: it costs the Python hooks' MTE loop 5-10%
     m = Machine(profile=profile, provenance=False)
     m.load_image(image)
     t0 = time.perf_counter()
