@@ -550,8 +550,6 @@ def test_stage2_permission_fault_on_stg(machine):
     assert m.read_mem(SPECIAL + 8, 8, physical=True) == bytes(8)
 
 
-@pytest.mark.xfail(strict=True, reason="the machine computes NoTagAccess (Translation.nta) but "
-                                       "neither the tag unit nor the MTE unit acts on it")
 def test_notagaccess_page_faults_on_tag_access(machine):
     """FEAT_MTE_PERM: a tag access to a NoTagAccess page (MemAttr 0b0100 without FWB) under a
     Tagged stage 1 is a stage-2 Permission fault with ISS2.TagAccess (ESR bit 41); STG's WnR is
@@ -561,6 +559,33 @@ def test_notagaccess_page_faults_on_tag_access(machine):
                 el2_handler=skip_all)
     m.run()
     assert [e.esr_el2 for e in m.shim.exits] == [(1 << 41) | 0x9200004F]
+
+
+NTA_TAG_ACCESS = 1 << 41       # ESR_EL2.ISS2.TagAccess (FEAT_MTE_PERM)
+
+
+@pytest.mark.parametrize("body, tcf, expected", [
+    # LDG: a tag read, WnR = 0 (fault.write = tagaccess && write)
+    ("ldg x2, [x1]", "sync", [NTA_TAG_ACCESS | 0x9200000F]),
+    # a tag-checked LDR: stage-2 Permission fault with the instruction syndrome (ISV, SAS 3,
+    # SRT 2, SF) and WnR = 0 -- it is no tag access, so fault.write is FALSE
+    ("ldr x2, [x1]", "sync", [NTA_TAG_ACCESS | 0x93C2800F]),
+    # ... a checked STR the same, WnR = 0 as well
+    ("str x2, [x1]", "sync", [NTA_TAG_ACCESS | 0x93C2800F]),
+    # with TCF = 0 the access is not tag checked (EffectiveTCF is Ignore): no fault
+    ("ldr x2, [x1]", "none", []),
+    # SP base, immediate offset, no writeback: not tag checked (DecodeTagChecked): no fault
+    ("mov sp, x1\n    ldr x2, [sp, #8]\n    str x2, [sp, #16]", "sync", []),
+])
+def test_notagaccess_checked_accesses(machine, body, tcf, expected):
+    """AArch64.S2CheckPermissions with FEAT_MTE_PERM: a tag-checked access whose TCF is not
+    Ignore, or a tag access, to NoTagAccess memory under a Tagged stage 1 faults; any other
+    access to it behaves as to Normal WB memory."""
+    m = machine(f"    ldr x1, ={SPECIAL:#x}\n    {body}",
+                stage2=ram_map(**{f"{SPECIAL:#x}": ("notagaccess", "rw")}),
+                el2_handler=skip_all, tcf=tcf)
+    assert m.run().reason == "end"
+    assert [e.esr_el2 for e in m.shim.exits] == expected
 
 
 # ---- bad input: one line, status 2, nothing run ------------------------------------------------

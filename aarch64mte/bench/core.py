@@ -1,359 +1,329 @@
-"""Core speed benchmark: the emulator against raw Unicorn on the same programs, as ratios.
+"""`aarch64mte bench core`: how fast the emulator runs tag-heavy code, as ratios in one run.
 
-Three loops, each run in one process on both engines:
+Each row is one bare-metal program (`core_boot.S` + the row's source; see core_engines.py for
+how each engine runs it), run on the emulator, on raw Unicorn 2.1.4 (no hooks, same CPU model,
+RAM and bytes, MTE instructions as NOPs) and, where installed, on QEMU 10 system mode:
 
-- ``untagged``: ALU work and loads/stores to Untagged memory (the ``virt`` profile: MMU off),
-  i.e. code that touches no tagged memory. Target: >= 0.9x raw Unicorn.
-- ``checked``: the same loop through a tagged pointer to Normal Tagged memory, on a 4 KiB page
-  whose granules all carry the pointer's tag (the ``snippet`` profile), so every access is tag checked and
-  passes. Target: >= 0.5x raw Unicorn.
-- ``mte``: IRG, ADDG, STG and LDG in a loop. Raw Unicorn has no MTE, so its run of this program
-  has the four MTE instructions replaced by NOPs; the figure that matters is MTE instructions
-  per second (target >= 250,000).
+=========  ==================================================================  ===============
+row        program                                                             target
+=========  ==================================================================  ===============
+untagged   loads/stores sweeping a 4 KiB page, MMU off: nothing checked         >= 0.9x raw
+checked    the same sweep through tag 5 over a page all of tag 5: all checked   >= 0.8x raw
+mixed      the same sweep over a page of 16 tags, each granule through its tag  >= 5M accesses/s
+mte        IRG, GMI, ADDG, STG, STZG, ST2G, LDG, SUBG, SUBP, CMPP, STGP loop    >= 5M MTE insn/s
+pages      LDGM save, DC GZVA clear, STGM restore of 4 pages (Linux's routines) >= 20M granules/s
+malloc     a tagging allocator (IRG + ST2G on malloc and on free) under load    <= 20x QEMU time
+=========  ==================================================================  ===============
 
-"Raw Unicorn" is Unicorn 2.1.4 with the same CPU model (MAX), the same RAM at the same address,
-the same bytes, no hooks at all, at EL1 with the MMU off and TBI0 set so tagged pointers work.
-Times are wall-clock seconds of the run call alone (best of ``repeat``); assembling, loading and
-machine construction are excluded. Optionally the same loops run under QEMU system mode
-(``qemu-system-aarch64 -M virt,mte=on -cpu max``), timed end to end with its start-up cost,
-measured by an empty run, subtracted.
+Raw Unicorn has no MTE: where a row's loop holds MTE instructions its raw time is only a
+reference and the row's figure is a rate. QEMU's start-up is subtracted by timing the program at
+two sizes and dividing the difference by the difference in iterations. Every run's checksums
+are compared: the work checksum (trip counts and the data loaded and stored) across all engines,
+the tag checksum (what the MTE instructions produced) between the emulator and QEMU.
+
+Times are best-of-``repeat``, CPU time of the run by default (the machine this runs on is
+usually shared), wall time with ``clock="wall"``. ``paths`` picks the emulator's native hooks,
+its pure-Python paths, or both; with both, each path runs in its own process with
+AARCH64MTE_NATIVE set, and QEMU runs once in this one.
 """
 from __future__ import annotations
 
+import json
+import math
 import os
-import shutil
+import platform
 import subprocess
-import tempfile
-import time
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
 
-RAM_BASE = 0x4000_0000
-RAM_SIZE = 128 << 20
-BASE = 0x4008_0000
-NOP = bytes.fromhex("1f2003d5")
+from aarch64mte.bench import core_engines as engines
+from aarch64mte.bench.core_engines import BenchError
 
-
-@dataclass
-class Workload:
-    name: str
-    what: str
-    profile: str
-    setup: str          # runs once; may hold MTE instructions (raw Unicorn gets NOPs)
-    body: str           # the loop body, ending in the counted branch
-    body_insns: int
-    mte_per_iter: int = 0
-    target: str = ""
-    iter_scale: float = 1.0
+PATHS = ("native", "python")
+CLOCKS = ("cpu", "wall")
+MAX_ITERATIONS = 1_000_000_000
+MAX_SCALE = 1000.0
+MAX_REPEAT = 100
+QEMU_MIN_DIFF_S = 0.25          # QEMU's two sizes must differ by at least this much time
+QEMU_MAX_FACTOR = 256           # ... the larger adding at most this many times the row's
+                                # own iteration count
 
 
-# The counter lives in x1; the loop branches back to label 1. x2 accumulates a checksum that
-# both engines must agree on.
-LOAD_STORE_LOOP = """
-1:  ldr     x3, [x0]
-    add     x3, x3, x1
-    eor     x4, x3, x2
-    str     x4, [x0, #8]
-    ldr     x5, [x0, #8]
-    add     x2, x2, x5
-    subs    x1, x1, #1
-    b.ne    1b
-"""
-WORKLOADS = [
-    Workload(
-        "untagged", "ALU + loads/stores, Untagged memory (MMU off)", "virt",
-        setup="",
-        body=LOAD_STORE_LOOP, body_insns=8, target=">= 0.9x"),
-    Workload(
-        "checked", "tag-checked loads/stores, page uniformly tagged", "snippet",
-        setup="""
-    mov     x9, #5
-    bfi     x0, x9, #56, #4     // logical tag 5
-    add     x10, x0, #2048      // colour the whole 4 KiB page around the buffer with tag 5,
-    sub     x11, x0, #2048      // so its granules share one tag
-2:  st2g    x11, [x11]          // (no writeback: raw Unicorn runs MTE instructions as NOPs)
-    add     x11, x11, #32
-    cmp     x11, x10
-    b.ne    2b
-""",
-        body=LOAD_STORE_LOOP, body_insns=8, target=">= 0.5x"),
-    Workload(
-        "mte", "IRG/ADDG/STG/LDG loop", "snippet",
-        setup="""
-    mov     x9, #1              // IRG mask: never tag 0
-""",
-        body="""
-1:  irg     x3, x0, x9
-    addg    x4, x3, #16, #1
-    stg     x4, [x4]
-    ldg     x5, [x4]
-    add     x2, x2, #1
-    subs    x1, x1, #1
-    b.ne    1b
-""", body_insns=7, mte_per_iter=4, target=">= 250k MTE/s", iter_scale=0.05),
-]
-
-
-def program(w: Workload, iterations: int, exit_via_semihosting: bool = False) -> str:
-    """The workload as a complete source: buffer address, counter, setup, loop."""
-    lo, hi = iterations & 0xFFFF, iterations >> 16 & 0xFFFF
-    exit_code = ""
-    if exit_via_semihosting:
-        exit_code = """
-    adr     x1, exit_block
-    movz    x3, #0x0026
-    movk    x3, #0x2, lsl #16   // ADP_Stopped_ApplicationExit
-    stp     x3, xzr, [x1]
-    mov     x0, #0x18           // SYS_EXIT
-    hlt     #0xf000
-"""
-    return f"""
-    .text
-    .globl _start
-_start:
-    adr     x0, buf
-    movz    x1, #{lo}
-    movk    x1, #{hi}, lsl #16
-    mov     x2, #0
-{w.setup}
-{w.body}
-{exit_code}
-    .bss
-    .balign 4096
-            .skip 2048
-buf:        .skip 2048          // the loops work in the middle of a 4 KiB page
-exit_block: .skip 16
-"""
-
-
-def _assemble(text: str):
-    from aarch64mte.assembler import assemble
-    return assemble(text, filename="<bench>", base=BASE)
-
-
-def _without_mte(image) -> list[tuple[int, bytes]]:
-    """The image's segments with every MTE instruction replaced by a NOP."""
-    from aarch64mte.isa import decode
-    out = []
-    for seg in image.segments:
-        data = bytearray(seg.data)
-        if "x" in seg.flags:
-            for off in range(0, len(data) - 3, 4):
-                word = int.from_bytes(data[off:off + 4], "little")
-                if decode(word) is not None:
-                    data[off:off + 4] = NOP
-        out.append((seg.addr, bytes(data)))
-    return out
-
-
-def _ram():
-    try:
-        from aarch64mte.machine import memory
-        return memory.RAM_BASE, memory.RAM_SIZE_DEFAULT
-    except Exception:
-        return RAM_BASE, RAM_SIZE
-
-
-def run_raw(image) -> tuple[float, int]:
-    """Run on bare Unicorn (no hooks) -> (seconds, x2)."""
-    from unicorn import Uc, UC_ARCH_ARM64, UC_MODE_ARM
-    from unicorn import arm64_const as A
-
-    uc = Uc(UC_ARCH_ARM64, UC_MODE_ARM)
-    uc.ctl_set_cpu_model(A.UC_CPU_ARM64_MAX)
-    base, size = _ram()
-    uc.mem_map(base, size)
-    for addr, data in _without_mte(image):
-        uc.mem_write(addr, data)
-    cp = A.UC_ARM64_REG_CP_REG
-    uc.reg_write(cp, (1, 1, 3, 6, 0, 0x401))          # SCR_EL3: NS, RW (else no TBI at EL1)
-    uc.reg_write(cp, (1, 1, 3, 4, 0, 1 << 31))        # HCR_EL2.RW
-    uc.reg_write(cp, (2, 0, 3, 0, 2, 1 << 37))        # TCR_EL1.TBI0
-    uc.reg_write(A.UC_ARM64_REG_PSTATE, 0x3C5)        # EL1h, DAIF masked
-    uc.reg_write(A.UC_ARM64_REG_SP, base + size - 16)
-    t0 = time.perf_counter()
-    uc.emu_start(image.entry, image.text_end)
-    dt = time.perf_counter() - t0
-    return dt, uc.reg_read(A.UC_ARM64_REG_X2)
-
-
-def run_machine(image, profile: str) -> tuple[float, int, int]:
-    """Run on the emulator -> (seconds, x2, instructions counted)."""
-    from aarch64mte.machine import Machine
-
-    # tag provenance (a debugging aid) off: it costs the Python hooks' MTE loop 5-10%
-    m = Machine(profile=profile, provenance=False)
-    m.load_image(image)
-    t0 = time.perf_counter()
-    r = m.run(max_insns=1 << 62)
-    dt = time.perf_counter() - t0
-    if r.reason != "end":
-        raise RuntimeError(f"benchmark program stopped with {r.reason!r} "
-                           f"(exception {r.exception!r}) at {r.pc:#x}")
-    counters = m.counters
-    insns = counters["insns"] if isinstance(counters, dict) else getattr(counters, "insns", 0)
-    return dt, m.reg("x2"), insns
-
-
-# --- QEMU system mode (optional) --------------------------------------------------------------
-
-QEMU = "qemu-system-aarch64"
-QEMU_PRELUDE = """
-    .section .text.boot, "ax"
-    .globl _boot
-_boot:
-    /* A tagged identity map of RAM (MAIR attr 0 = 0xF0), TBI0, SCTLR_EL1.ATA and TCF sync:
-       the same environment the emulator's snippet profile gives. */
-    adr     x0, boot_l1
-    movz    x1, #0x4000, lsl #16
-    mov     x2, #0x701          // block | AttrIndx 0 | SH inner | AF
-    orr     x1, x1, x2
-    str     x1, [x0, #8]
-    mov     x1, #0xf0
-    msr     mair_el1, x1
-    movz    x1, #0x3519
-    movk    x1, #0x0080, lsl #16
-    movk    x1, #0x0022, lsl #32
-    msr     tcr_el1, x1
-    msr     ttbr0_el1, x0
-    isb
-    tlbi    vmalle1
-    dsb     sy
-    isb
-    movz    x1, #0x1805
-    movk    x1, #0x30d0, lsl #16
-    movk    x1, #0x0d40, lsl #32
-    msr     sctlr_el1, x1
-    isb
-    msr     gcr_el1, xzr
-    b       _start
-    .balign 4096
-boot_l1: .skip 4096
-"""
-
-
-def qemu_available() -> bool:
-    return bool(shutil.which(QEMU) and shutil.which("aarch64-linux-gnu-gcc"))
-
-
-def _qemu_build(w: Workload, iterations: int, tmp: str, name: str) -> str:
-    src = os.path.join(tmp, f"{name}.S")
-    with open(src, "w") as f:
-        f.write(".arch armv8.5-a+memtag\n")
-        if w.profile == "snippet":
-            f.write(QEMU_PRELUDE)
-        else:
-            f.write('    .section .text.boot, "ax"\n    .globl _boot\n_boot: b _start\n')
-        f.write(program(w, iterations, exit_via_semihosting=True))
-    ld = os.path.join(tmp, "link.ld")
-    with open(ld, "w") as f:
-        f.write("ENTRY(_boot)\nSECTIONS {\n . = 0x40080000;\n .text : { *(.text.boot) *(.text*) }\n"
-                " . = ALIGN(4096);\n .data : { *(.data*) }\n . = ALIGN(4096);\n"
-                " .bss : { *(.bss*) }\n}\n")
-    elf = os.path.join(tmp, f"{name}.elf")
-    subprocess.run(["aarch64-linux-gnu-gcc", "-nostdlib", "-nostartfiles", "-static",
-                    "-march=armv8.5-a+memtag", "-Wl,--build-id=none",
-                    "-Wl,--no-warn-rwx-segments", "-T", ld, src, "-o", elf],
-                   check=True, capture_output=True)
-    return elf
-
-
-def _qemu_time(elf: str) -> float:
-    t0 = time.perf_counter()
-    subprocess.run([QEMU, "-M", "virt,mte=on", "-cpu", "max", "-m", "128M", "-nographic",
-                    "-net", "none", "-semihosting", "-kernel", elf],
-                   check=True, capture_output=True, timeout=300)
-    return time.perf_counter() - t0
-
-
-def run_qemu(w: Workload, iterations: int, repeat: int, scale: int = 50) -> float | None:
-    """Seconds QEMU spends on `iterations` of the loop: it runs `scale` times as many (so its
-    start-up time does not drown the loop), minus a one-iteration run, divided by `scale`."""
-    if not qemu_available():
-        return None
-    with tempfile.TemporaryDirectory(prefix="aarch64mte-bench-") as tmp:
-        try:
-            full = _qemu_build(w, min(iterations * scale, 0xFFFF_FFFF), tmp, "full")
-            empty = _qemu_build(w, 1, tmp, "empty")
-            t_full = min(_qemu_time(full) for _ in range(repeat))
-            t_empty = min(_qemu_time(empty) for _ in range(repeat))
-        except (subprocess.SubprocessError, OSError):
-            return None
-    return max(t_full - t_empty, 1e-6) / scale
-
-
-# --- the benchmark ----------------------------------------------------------------------------
-
-@dataclass
+@dataclass(frozen=True)
 class Row:
     name: str
     what: str
-    iterations: int
-    insns: int
-    raw_s: float
-    mte_s: float
-    ratio: float                 # emulator speed as a fraction of raw Unicorn's
-    target: str
-    agree: bool                  # both engines computed the same checksum
-    mte_insns_per_s: float | None = None
-    qemu_s: float | None = None
-    qemu_ratio: float | None = None      # emulator speed as a fraction of QEMU's
-    extra: dict = field(default_factory=dict)
+    source: str                         # the row's .S file beside this module
+    equs: tuple                         # (name, value) pairs for the .equ lines
+    iterations: int                     # at scale 1 on the native path
+    python_share: float                 # the Python path runs this fraction of them
+    kind: str                           # 'ratio' (vs raw), 'rate' (units/s), 'qemu' (time)
+    target: float
+    unit: str                           # what the rate counts
+    per_iteration: int                  # units per iteration
+    insn_bound: int                     # instructions per iteration, at most (the run's limit)
+    raw_nops: str                       # MTE instructions raw Unicorn runs as NOPs: none
+                                        # (''), in the 'set-up' or in the 'loop'
 
-    def as_dict(self) -> dict:
-        return dict(self.__dict__)
+    def iterations_at(self, scale: float, path: str) -> int:
+        share = self.python_share if path == "python" else 1.0
+        return max(1, round(self.iterations * scale * share))
 
+    def image(self, iterations: int):
+        return engines.build(self.source, self.equs, iterations)
 
-def run_core_bench(iterations: int = 1_000_000, repeat: int = 3, qemu: bool = False,
-                   only: list[str] | None = None) -> list[dict]:
-    """Run every workload on raw Unicorn and on the emulator -> one dict per workload."""
-    rows = []
-    for w in WORKLOADS:
-        if only and w.name not in only:
-            continue
-        n = max(1, int(iterations * w.iter_scale))
-        image = _assemble(program(w, n))
-        raw = [run_raw(image) for _ in range(repeat)]
-        emu = [run_machine(image, w.profile) for _ in range(repeat)]
-        raw_s = min(t for t, _ in raw)
-        mte_s = min(t for t, _, _ in emu)
-        insns = emu[0][2]
-        row = Row(
-            name=w.name, what=w.what, iterations=n, insns=insns, raw_s=raw_s, mte_s=mte_s,
-            ratio=raw_s / mte_s if mte_s > 0 else float("inf"), target=w.target,
-            agree=all(x2 == raw[0][1] for _, x2 in raw) and all(x2 == raw[0][1] for _, x2, _ in emu),
-        )
-        if w.mte_per_iter:
-            row.mte_insns_per_s = w.mte_per_iter * n / mte_s if mte_s > 0 else float("inf")
-        if qemu:
-            q = run_qemu(w, n, repeat)
-            if q is not None:
-                row.qemu_s = q
-                row.qemu_ratio = q / mte_s if mte_s > 0 else None
-        rows.append(row.as_dict())
-    return rows
+    @property
+    def target_text(self) -> str:
+        if self.kind == "ratio":
+            return f">= {self.target:g}x raw"
+        if self.kind == "rate":
+            return f">= {si(self.target)} {self.unit}/s"
+        return f"<= {self.target:g}x QEMU's time"
 
 
-def format_table(rows: list[dict]) -> str:
-    """A plain-text table of run_core_bench() rows."""
-    head = ["loop", "iters", "insns", "raw Unicorn s", "emulator s", "ratio", "target", "MTE/s",
-            "QEMU s", "vs QEMU", "same result"]
-    lines = []
+SWEEP = "core_sweep.S"
+ROWS: tuple = (
+    Row("untagged", "loads and stores sweeping a 4 KiB page with the MMU off (Untagged "
+        "memory): nothing is checked", SWEEP,
+        (("TAGGED_MAP", 0), ("PAGE_TAG", 0), ("TAG_STEP", 0), ("COLOUR", 0)),
+        20_000, 1.0, "ratio", 0.9, "accesses", 512, 1160, ""),
+    Row("checked", "the same sweep through tag 5 over a page whose 256 granules all hold "
+        "tag 5: every access checked, all pass", SWEEP,
+        (("TAGGED_MAP", 1), ("PAGE_TAG", 5), ("TAG_STEP", 0), ("COLOUR", 1)),
+        20_000, 0.1, "ratio", 0.8, "checked accesses", 512, 1160, "set-up"),
+    Row("mixed", "the same sweep over a page whose granules carry 16 different tags, each "
+        "reached through a pointer with its tag", SWEEP,
+        (("TAGGED_MAP", 1), ("PAGE_TAG", 3), ("TAG_STEP", 5), ("COLOUR", 1)),
+        5_000, 0.04, "rate", 5e6, "checked accesses", 512, 1160, "set-up"),
+    Row("mte", "IRG, GMI, ADDG, STG, STZG, ST2G, LDG, SUBG, SUBP, CMPP and STGP colouring "
+        "64-byte objects (11 of 22 instructions)", "core_mte.S", (("TAGGED_MAP", 1),),
+        200_000, 0.025, "rate", 5e6, "MTE instructions", 11, 32, "loop"),
+    Row("pages", "Linux's page routines over 4 pages: save tags (LDGM), clear (DC GZVA), "
+        "restore tags (STGM); 3 x 256 granules a page", "core_pages.S", (("TAGGED_MAP", 1),),
+        500, 0.1, "rate", 20e6, "granules", 4 * 3 * 256, 4096, "loop"),
+    Row("malloc", "a tagging allocator: malloc/free/use of 32-128-byte objects, IRG + ST2G "
+        "on malloc and on free, checked loads and stores", "core_malloc.S",
+        (("TAGGED_MAP", 1),), 200_000, 0.025, "qemu", 20.0, "operations", 1, 64, "loop"),
+)
+ROW_NAMES = tuple(r.name for r in ROWS)
+
+
+def row(name: str) -> Row:
+    return next(r for r in ROWS if r.name == name)
+
+
+# --- formatting numbers -----------------------------------------------------------------------
+
+def si(x: float) -> str:
+    """5000000 -> '5M', 1234567 -> '1.23M'."""
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def ratio(x: Optional[float]) -> str:
+    """Three significant digits, whatever the size: never '0.000x'."""
+    if x is None or not math.isfinite(x):
+        return "-"
+    return f"{x:.3g}x" if x < 1000 else f"{x:,.0f}x"
+
+
+# --- one path: emulator and raw Unicorn, in this process --------------------------------------
+
+def measure_path(rows: Sequence[Row], path: str, iterations: Dict[str, int], repeat: int,
+                 clock: str, progress: Optional[Callable[[str], None]] = None) -> Dict[str, dict]:
+    """Run every row `repeat` times on the emulator (this path) and on raw Unicorn, alternating
+    -> {row name: measurement}. Raises BenchError when a program does not run to its end."""
+    out = {}
     for r in rows:
-        lines.append([
-            r["name"], f"{r['iterations']:,}", f"{r['insns']:,}", f"{r['raw_s']:.4f}",
-            f"{r['mte_s']:.4f}", f"{r['ratio']:.3f}x", r["target"],
-            f"{r['mte_insns_per_s']:,.0f}" if r.get("mte_insns_per_s") else "-",
-            f"{r['qemu_s']:.4f}" if r.get("qemu_s") is not None else "-",
-            f"{r['qemu_ratio']:.3f}x" if r.get("qemu_ratio") is not None else "-",
-            "yes" if r["agree"] else "NO",
-        ])
-    widths = [max(len(h), *(len(l[i]) for l in lines)) if lines else len(h)
-              for i, h in enumerate(head)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(head, widths)),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.ljust(w) for c, w in zip(l, widths)) for l in lines]
-    notes = {r["name"]: r["what"] for r in rows}
-    out.append("")
-    out += [f"{k}: {v}" for k, v in notes.items()]
-    out.append("ratio = raw Unicorn time / emulator time (1.0 = as fast as Unicorn with no hooks)")
-    return "\n".join(out)
+        n = iterations[r.name]
+        image = r.image(n)
+        emu, raw = [], []
+        for i in range(repeat):
+            if progress:
+                progress(f"{r.name} on the emulator ({path}) and raw Unicorn, run {i + 1} of "
+                         f"{repeat}")
+            try:
+                e = engines.run_emulator(image, path == "native",
+                                         r.insn_bound * n + 1_000_000, clock)
+                emu.append(e)
+                raw.append(engines.run_raw(image, 60 + 20 * e.seconds, clock))
+            except BenchError as exc:
+                raise BenchError(f"{r.name} ({path}, {n:,} iterations): {exc}") from None
+        out[r.name] = {
+            "path": path, "iterations": n, "insns": emu[0].insns,
+            "seconds": min(e.seconds for e in emu), "raw_seconds": min(x.seconds for x in raw),
+            "runs": {"emulator": [e.seconds for e in emu], "raw": [x.seconds for x in raw]},
+            "checksums": emu[0].checksums.as_dict(),
+            "raw_checksums": raw[0].checksums.as_dict(),
+            "repeatable": (len({e.checksums for e in emu}) == 1
+                           and len({x.checksums.work for x in raw}) == 1),
+        }
+    return out
+
+
+def measure_path_in_child(rows: Sequence[Row], path: str, argv_tail: List[str]) -> Dict[str, dict]:
+    """`measure_path` in a fresh interpreter with AARCH64MTE_NATIVE set for `path`."""
+    root = str(Path(__file__).resolve().parents[2])
+    pythonpath = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, AARCH64MTE_NATIVE="1" if path == "native" else "0",
+               PYTHONPATH=os.pathsep.join([root] + pythonpath))
+    cmd = [sys.executable, "-m", "aarch64mte.cli.main", "bench", "core", "--path", path,
+           "--no-qemu", "--json", "--only", ",".join(r.name for r in rows), *argv_tail]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if p.returncode not in (0, 1) or not p.stdout.strip():
+        last = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchError(f"the {path} path's process failed (exit status {p.returncode}): "
+                         f"{last}")
+    report = json.loads(p.stdout)
+    return {r["name"]: r["paths"][path] for r in report["rows"]}
+
+
+# --- QEMU -------------------------------------------------------------------------------------
+
+def measure_qemu(exe: str, r: Row, n: int, also: Sequence[int], repeat: int, clock: str,
+                 progress: Optional[Callable[[str], None]] = None) -> dict:
+    """QEMU's time per iteration of row `r`: the program at n and at a larger size chosen so the
+    difference is at least QEMU_MIN_DIFF_S; (t(big) - t(n)) / (big - n), best of `repeat` at
+    each size. Also QEMU's checksums at n and at every size in `also`."""
+    def timed(size: int, est: float) -> engines.Run:
+        if progress:
+            progress(f"{r.name} on QEMU, {size:,} iterations")
+        return engines.run_qemu(exe, r.image(size), 60 + 20 * est, clock)
+
+    try:
+        small = [timed(n, 1.0)]
+        # the larger size adds at least the row's own iteration count, whatever n is, and grows
+        # until the two differ by enough time to measure
+        delta, cap = max(4 * n, r.iterations), r.iterations * QEMU_MAX_FACTOR
+        big = [timed(n + delta, 5 * small[0].seconds)]
+        while big[0].seconds - small[0].seconds < QEMU_MIN_DIFF_S and delta < cap:
+            diff = max(big[0].seconds - small[0].seconds, 1e-3)
+            grow = min(64, max(2, math.ceil(1.5 * QEMU_MIN_DIFF_S / diff)))
+            delta = min(cap, delta * grow)
+            big = [timed(n + delta, small[0].seconds + 2 * grow * diff)]
+        big_n = n + delta
+        for _ in range(repeat - 1):
+            small.append(timed(n, small[0].seconds))
+            big.append(timed(big_n, big[0].seconds))
+        sums = {n: small[0].checksums}
+        for size in also:
+            if size not in sums:
+                sums[size] = timed(size, small[0].seconds).checksums
+    except BenchError as exc:
+        raise BenchError(f"{r.name} (QEMU): {exc}") from None
+    t_small, t_big = min(x.seconds for x in small), min(x.seconds for x in big)
+    per_iter = (t_big - t_small) / (big_n - n)
+    return {
+        "sizes": [n, big_n], "seconds": [t_small, t_big],
+        "seconds_per_iteration": per_iter if per_iter > 0 else None,
+        "checksums": {str(k): v.as_dict() for k, v in sums.items()},
+        "repeatable": len({x.checksums for x in small}) == 1,
+    }
+
+
+# --- figures ----------------------------------------------------------------------------------
+
+def figures(r: Row, m: dict, q: Optional[dict]) -> dict:
+    """The derived numbers of one path's measurement `m` of row `r` (QEMU's `q` if any)."""
+    n, t, raw_t = m["iterations"], m["seconds"], m["raw_seconds"]
+    rate = r.per_iteration * n / t if t > 0 else math.inf
+    vs_raw = raw_t / t if t > 0 else math.inf
+    qemu_t = vs_qemu = None
+    if q is not None and q["seconds_per_iteration"] is not None:
+        qemu_t = q["seconds_per_iteration"] * n
+        vs_qemu = qemu_t / t if t > 0 else math.inf
+    if r.kind == "ratio":
+        value, met = vs_raw, vs_raw >= r.target
+    elif r.kind == "rate":
+        value, met = rate, rate >= r.target
+    else:
+        value = t / qemu_t if qemu_t else None
+        met = None if value is None else value <= r.target
+    agree_raw = m["checksums"]["work"] == m["raw_checksums"]["work"]
+    agree_qemu = None
+    if q is not None and str(n) in q["checksums"]:
+        agree_qemu = q["checksums"][str(n)] == m["checksums"]
+    return dict(m, rate=rate, vs_raw=vs_raw, qemu_seconds=qemu_t, vs_qemu=vs_qemu, value=value,
+                met=met, agree={"raw": agree_raw, "qemu": agree_qemu,
+                                "repeats": m["repeatable"]})
+
+
+# --- the whole benchmark ----------------------------------------------------------------------
+
+@dataclass
+class Options:
+    rows: List[str] = field(default_factory=lambda: list(ROW_NAMES))
+    paths: List[str] = field(default_factory=lambda: ["native"])
+    iterations: Optional[int] = None    # every row, every path; else scale * the row's own
+    scale: float = 1.0
+    repeat: int = 3
+    qemu: str = "auto"                  # 'auto' (where installed), 'on' (required), 'off'
+    clock: str = "cpu"
+    in_process: bool = True             # one path, measured here (else: child processes)
+
+
+def host() -> dict:
+    import unicorn
+    try:
+        load = list(os.getloadavg())
+    except OSError:
+        load = None
+    return {"cpus": os.cpu_count(), "load": load, "python": platform.python_version(),
+            "unicorn": unicorn.__version__, "machine": platform.machine()}
+
+
+def run(opts: Options, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Measure and return the report (what --json prints; `core_table.table` formats it)."""
+    rows = [row(n) for n in ROW_NAMES if n in opts.rows]
+    before = host()
+    measured: Dict[str, Dict[str, dict]] = {r.name: {} for r in rows}
+    for path in opts.paths:
+        iters = {r.name: opts.iterations or r.iterations_at(opts.scale, path) for r in rows}
+        if opts.in_process:
+            got = measure_path(rows, path, iters, opts.repeat, opts.clock, progress)
+        else:
+            if progress:
+                progress(f"the {path} path, in its own process")
+            tail = ["--repeat", str(opts.repeat), "--clock", opts.clock]
+            tail += (["--iterations", str(opts.iterations)] if opts.iterations
+                     else ["--scale", repr(opts.scale)])
+            got = measure_path_in_child(rows, path, tail)
+        for name, m in got.items():
+            measured[name][path] = m
+    qemu_info = None
+    exe = engines.qemu_path() if opts.qemu != "off" else None
+    if exe:
+        qemu_info = {"path": exe, "version": engines.qemu_version(exe),
+                     "command": "qemu-system-aarch64 -M virt,mte=on -cpu max -m 128M "
+                                "-semihosting -kernel PROGRAM.elf"}
+    out_rows = []
+    for r in rows:
+        ms = measured[r.name]
+        q = None
+        if exe:
+            sizes = sorted({m["iterations"] for m in ms.values()})
+            ref = ms["native"]["iterations"] if "native" in ms else sizes[0]
+            q = measure_qemu(exe, r, ref, sizes, opts.repeat, opts.clock, progress)
+        out_rows.append({
+            "name": r.name, "what": r.what, "kind": r.kind, "target": r.target,
+            "target_text": r.target_text, "unit": r.unit, "per_iteration": r.per_iteration,
+            "raw_mte_as_nops": r.raw_nops or None, "qemu": q,
+            "paths": {p: figures(r, m, q) for p, m in ms.items()},
+        })
+    agree = all(all(v is not False for v in f["agree"].values())
+                for x in out_rows for f in x["paths"].values())
+    missed = [f"{x['name']}/{p}" for x in out_rows for p, f in x["paths"].items()
+              if f["met"] is False]
+    return {
+        "benchmark": "aarch64mte bench core", "paths": list(opts.paths), "clock": opts.clock,
+        "repeat": opts.repeat, "scale": None if opts.iterations else opts.scale,
+        "iterations": opts.iterations, "gmid_bs": engines.GMID_BS,
+        "host": dict(before, load_after=host()["load"]), "qemu": qemu_info,
+        "raw": "Unicorn 2.1.4, MAX CPU, RAM 128 MiB at 0x40000000, the same bytes with every "
+               "MTE instruction a NOP, no hooks, from the entry to `done`",
+        "rows": out_rows, "checksums_agree": agree, "missed": missed,
+    }

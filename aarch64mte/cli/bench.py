@@ -2,11 +2,16 @@
 
     aarch64mte bench tagcopy [--quick] [--bs 2,4,6] [--profile neoverse-n2 ...] [--pages ...]
                              [--measure ...] [--out DIR] [--plot FILE] [--no-plot]
-    aarch64mte bench core [--iterations N] [--repeat N]
+    aarch64mte bench core [--iterations N | --scale F] [--repeat N] [--only ROW,...]
+                          [--path native|python|both] [--qemu | --no-qemu] [--clock cpu|wall]
+                          [--json | --markdown]
 """
 from __future__ import annotations
 
 import argparse
+import json
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -72,15 +77,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                     "counts, GMID_EL1.BS and cost profiles; print the modelled "
                                     "cost and the crossover page count.")
     add_tagcopy_arguments(tc)
-    core = sub.add_parser("core", help="emulator speed against raw Unicorn")
-    core.add_argument("--iterations", type=int, default=None, metavar="N",
-                      help="loop iterations per program")
-    core.add_argument("--repeat", type=int, default=None, metavar="N",
-                      help="repetitions (best time is kept)")
-    core.add_argument("--qemu", action="store_true",
-                      help="also time QEMU system mode on the same loops, where installed")
-    core.add_argument("--only", type=_str_list, metavar="LIST",
-                      help="run only these workloads (comma-separated names)")
+    core = sub.add_parser(
+        "core", help="emulator speed against raw Unicorn and QEMU, as ratios",
+        description="Run each benchmark program on the emulator, on raw Unicorn (no hooks, "
+                    "MTE instructions as NOPs) and on QEMU system mode where installed; print "
+                    "the ratios and rates against their targets.")
+    add_core_arguments(core)
+
+
+def add_core_arguments(p: argparse.ArgumentParser) -> None:
+    """`bench core`'s options. Values are checked by run_core (one line, exit status 2), so
+    every one is taken as text here."""
+    from aarch64mte.bench.core import ROW_NAMES
+    p.add_argument("--iterations", metavar="N",
+                   help="iterations of every row's program, on every path (default: each "
+                        "row's own count times --scale; the Python path runs fewer)")
+    p.add_argument("--scale", metavar="F",
+                   help="multiply each row's own iteration count by F (default 1)")
+    p.add_argument("--repeat", metavar="N", help="runs per engine; the best counts (default 3)")
+    p.add_argument("--only", metavar="ROW[,ROW]",
+                   help=f"run only these rows ({', '.join(ROW_NAMES)})")
+    p.add_argument("--path", metavar="native|python|both",
+                   help="the emulator's native hooks, its Python paths, or both, each in its "
+                        "own process (default: native where built)")
+    p.add_argument("--qemu", dest="qemu", action="store_const", const="on", default="auto",
+                   help="require QEMU (default: use it where installed)")
+    p.add_argument("--no-qemu", dest="qemu", action="store_const", const="off",
+                   help="do not run QEMU")
+    p.add_argument("--clock", metavar="cpu|wall",
+                   help="CPU time of each run (default; robust on a shared machine) or wall "
+                        "time")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the figures as a Markdown table (for a README)")
+
+    def one_line_error(message: str):
+        print(f"aarch64mte bench core: {message}", file=sys.stderr)
+        raise SystemExit(2)
+    p.error = one_line_error
 
 
 def run_tagcopy(args: argparse.Namespace, out=None) -> int:
@@ -186,20 +220,103 @@ def _check_outputs(args: argparse.Namespace) -> None:
                              str(args.plot))
 
 
-def run_core(args: argparse.Namespace) -> int:
-    from aarch64mte.bench.core import format_table, run_core_bench
-    kwargs = {}
+def _whole(option: str, text: str, lo: int, hi: int) -> int:
+    try:
+        v = int(text.replace("_", ""), 0)
+    except ValueError:
+        v = None
+    if v is None or not lo <= v <= hi:
+        raise InputError(f"{option}: expected a whole number from {lo:,} to {hi:,}, not {text!r}")
+    return v
+
+
+def core_options(args: argparse.Namespace):
+    """The checked options of `bench core` (InputError: one line, exit status 2)."""
+    from aarch64mte.bench import core
+    opts = core.Options(qemu=args.qemu)
+    if args.iterations is not None and args.scale is not None:
+        raise InputError("--iterations and --scale: give one or the other")
     if args.iterations is not None:
-        kwargs["iterations"] = args.iterations
+        opts.iterations = _whole("--iterations", args.iterations, 1, core.MAX_ITERATIONS)
+    if args.scale is not None:
+        try:
+            opts.scale = float(args.scale)
+        except ValueError:
+            opts.scale = math.nan
+        if not 0 < opts.scale <= core.MAX_SCALE:
+            raise InputError(f"--scale: expected a number above 0 and at most "
+                             f"{core.MAX_SCALE:g}, not {args.scale!r}")
     if args.repeat is not None:
-        kwargs["repeat"] = args.repeat
-    if getattr(args, "qemu", False):
-        kwargs["qemu"] = True
-    if getattr(args, "only", None):
-        kwargs["only"] = list(args.only)
-    rows = run_core_bench(**kwargs)
-    print(format_table(rows))
-    return 0
+        opts.repeat = _whole("--repeat", args.repeat, 1, core.MAX_REPEAT)
+    if args.only is not None:
+        names = [n.strip() for n in args.only.split(",") if n.strip()]
+        unknown = [n for n in names if n not in core.ROW_NAMES]
+        if unknown or not names:
+            raise InputError(f"--only: unknown row{'s' if len(unknown) > 1 else ''} "
+                             f"{', '.join(unknown) or repr(args.only)}; the rows are "
+                             f"{', '.join(core.ROW_NAMES)}")
+        opts.rows = names
+    if args.clock is not None:
+        if args.clock not in core.CLOCKS:
+            raise InputError(f"--clock: expected cpu or wall, not {args.clock!r}")
+        opts.clock = args.clock
+    path = args.path
+    if path is not None and path not in core.PATHS + ("both",):
+        raise InputError(f"--path: expected native, python or both, not {path!r}")
+    active = _native_active()
+    if path == "native" and not active or path == "both" and not _native_built():
+        why = ("is not in use here (AARCH64MTE_NATIVE=0)" if path == "native" and
+               _native_built() and os.environ.get("AARCH64MTE_NATIVE") == "0" else
+               "is not built, or not for this source")
+        raise InputError(f"--path {path}: the native extension {why}; build it with "
+                         f"`python setup.py build_ext --inplace` or `pip install .`")
+    if path is None:
+        path = "native" if active else "python"
+    opts.paths = list(core.PATHS) if path == "both" else [path]
+    opts.in_process = path != "both"
+    if opts.qemu == "on" and core.engines.qemu_path() is None:
+        raise InputError(f"--qemu: {core.engines.QEMU} is not installed")
+    return opts
+
+
+def _native_active() -> bool:
+    """Would a Machine built now use the native hooks?"""
+    from aarch64mte.machine import native
+    try:
+        return native.library() is not None
+    except RuntimeError:                # AARCH64MTE_NATIVE=1 and no library
+        return False
+
+
+def _native_built() -> bool:
+    import importlib.util
+    return importlib.util.find_spec("aarch64mte.machine._native") is not None
+
+
+def _progress(text: str) -> None:
+    print(f"\r\x1b[Kbench core: {text}", end="", file=sys.stderr, flush=True)
+
+
+def run_core(args: argparse.Namespace) -> int:
+    from aarch64mte.bench import core, core_table
+    opts = core_options(args)
+    progress = _progress if sys.stderr.isatty() else None
+    try:
+        report = core.run(opts, progress)
+    except core.BenchError as e:
+        if progress:
+            print("\r\x1b[K", end="", file=sys.stderr)
+        print(f"bench core: FAILED: {e}", file=sys.stderr)
+        return 1
+    if progress:
+        print("\r\x1b[K", end="", file=sys.stderr, flush=True)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    elif args.markdown:
+        print(core_table.markdown(report))
+    else:
+        print(core_table.table(report))
+    return 0 if report["checksums_agree"] else 1
 
 
 def main(args: argparse.Namespace) -> int:

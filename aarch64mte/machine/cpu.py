@@ -132,6 +132,11 @@ class CpuView:
         if ent is not None and va & ent[0] == ent[1] and ent[2] == el:
             return ent
         t = self.mmu.data_translate(va, write, el)
+        if t.nta and self.mmu.tag_access[el]:
+            # an allocation-tag access to NoTagAccess memory (AArch64.S2CheckPermissions):
+            # a stage-2 Permission fault, WnR = the tag access's direction
+            raise faults.TranslationFault(va, write, 0b001100 | (t.s2_level & 3), stage2=True,
+                                          ipa=t.ipa or 0, level=t.s2_level, tagaccess=True)
         pa = t.pa & ~0xFFF
         ram = self.ram.contains(pa)
         # RAM and the UART are mapped in whole 4 KiB pages: the entry holds for the page

@@ -146,7 +146,13 @@ class ExceptionUnit:
                 # have generated the fault, else 1
                 write = wf.kind != "external" and not isinstance(
                     self.mmu.translate(vaddr, cur, READ), WalkFault)
-            if wf.stage == 2:
+            if wf.tagaccess:
+                # a tag-checked access to NoTagAccess memory: fault.write is
+                # accdesc.tagaccess && accdesc.write, so WnR = 0 (it is no tag access)
+                iss = self._stage2_data_iss(pc, cur, wf, False)
+                esr = syndrome.esr(syndrome.EC_DABT_LOWER, iss) | syndrome.ESR_ISS2_TAGACCESS
+                self.take("data_abort", esr, far, pc, pc, target_el=2, ipa=wf.ipa)
+            elif wf.stage == 2:
                 iss = self._stage2_data_iss(pc, cur, wf, write)
                 self.take("data_abort", syndrome.esr(syndrome.EC_DABT_LOWER, iss), far, pc, pc,
                           target_el=2, ipa=wf.ipa)

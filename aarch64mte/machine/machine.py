@@ -36,7 +36,7 @@ from unicorn import UcError, UC_HOOK_CODE
 from unicorn import arm64_const as A
 
 from ..semantics import faults, syndrome
-from . import engine_words, profiles
+from . import checks, engine_words, profiles
 from . import native as native_lib
 from .adapter import Engine
 from .blocks import Counting
@@ -185,7 +185,11 @@ class Machine:
         pfr0 &= ~(0xF << 12) & ~(0 if self.el2 is not None else 0xF << 8) & ~0xFF
         pfr0 |= 0x11
         pfr1 = (cp(*ENCODINGS["ID_AA64PFR1_EL1"]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
-        return {"ID_AA64PFR0_EL1": pfr0, "ID_AA64PFR1_EL1": pfr1}
+        # FEAT_LSE2 (ID_AA64MMFR2_EL1.AT): the alignment rules of ``semantics.alignment``
+        mmfr2 = (cp(*ENCODINGS["ID_AA64MMFR2_EL1"]) & ~(0xF << 32)) | (1 << 32)
+        # FEAT_MTE_PERM (ID_AA64PFR2_EL1.MTEPERM): stage 2's NoTagAccess
+        return {"ID_AA64PFR0_EL1": pfr0, "ID_AA64PFR1_EL1": pfr1, "ID_AA64MMFR2_EL1": mmfr2,
+                "ID_AA64PFR2_EL1": 1}
 
     def _setup_engine(self) -> None:
         uc, eng = self.uc, self.eng
@@ -580,6 +584,7 @@ class Machine:
                 core.refuse_fills = 0
                 if step_alone:                   # watched pages are read-only again
                     step_alone = False
+                    self.mmu.nta_pass = False
                     debugging.watch_pass = False
                     self.mmu.invalidate()
                 pc = eng.pc()
@@ -633,6 +638,16 @@ class Machine:
                     counting.fix_count(pc, False)                  # it runs again
                     self.mmu.invalidate()
                     continue
+                if err is not None and events.fill_fault is not None and \
+                        events.fill_fault[2].tagaccess and not self._tag_checked_at(pc):
+                    # NoTagAccess memory, but this instruction is not tag checked: it runs
+                    # alone with the fill allowed
+                    events.fill_fault = None
+                    counting.fix_count(pc, False)
+                    self.mmu.nta_pass = True
+                    self.mmu.invalidate()
+                    step_alone = True
+                    continue
                 if err is not None and events.fill_fault is not None:
                     counting.fix_count(pc, True, completed=False)
                     self.exc.take_fill_fault(pc)
@@ -667,11 +682,18 @@ class Machine:
         finally:
             events.stop_requested = False          # consumed by this run (or left by none)
             core.in_fault = 0
-            if debugging.watch_pass:
+            if debugging.watch_pass or self.mmu.nta_pass:
                 debugging.watch_pass = False
+                self.mmu.nta_pass = False
                 self.mmu.invalidate()
             counting.publish(self.tagunit, self.mteunit)
         return result
+
+    def _tag_checked_at(self, pc: int) -> bool:
+        """Is the load/store at ``pc`` a tag-checked one (DecodeTagChecked: not an SP base
+        with an immediate offset and no writeback)?"""
+        info = checks.analyse(self.mmu.fetch_word(pc, self.regs.el))
+        return info is not None and info.checked
 
     def _finish_slow(self, pc: int, why: str) -> Optional[RunResult]:
         """An instruction the slow path stopped before (``slowpath``): run it or take its

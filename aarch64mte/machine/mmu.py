@@ -69,6 +69,8 @@ class Mmu:
         self.page_mapper = None
         self.watch_filter = None
         self.on_code_page = None
+        self.nta_checked = lambda va, el, r: False   # the tag unit: could va be tag checked
+        self.nta_pass = False               # one unchecked access to NoTagAccess memory
 
     # --- the regime ------------------------------------------------------------------------
     def hcr(self) -> int:
@@ -206,6 +208,12 @@ class Mmu:
             if isinstance(t, WalkFault):
                 events.fill_fault = (vaddr, acc, t, el)
                 return False
+            if t.nta and acc != FETCH and not self.nta_pass and self.nta_checked(vaddr, el, r):
+                # a tag-checked access to NoTagAccess memory faults at stage 2 (the run loop
+                # lets an instruction that is not tag checked through: ``nta_pass``)
+                events.fill_fault = (vaddr, acc, WalkFault("permission", t.s2_level, stage=2,
+                                                           ipa=t.ipa or 0, tagaccess=True), el)
+                return False
             pa = t.pa
             page = pa & ~(PAGE - 1)
             if acc == FETCH:
@@ -220,7 +228,7 @@ class Mmu:
                 events.fill_fault = (vaddr, acc, WalkFault("external", 0), el)
                 return False
             perms = t.perms
-            if acc != FETCH and el == self.regs_el():
+            if acc != FETCH and el == self.regs_el() and not t.nta:
                 self._cache_translation(vaddr, el, acc == WRITE, t, r)
             if self.watch_filter is not None:
                 verdict = self.watch_filter(pa & ~(PAGE - 1), acc, vaddr)

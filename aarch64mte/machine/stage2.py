@@ -207,4 +207,5 @@ class Stage2:
         t = Translation(pa, s1.perms & perms, attr, tagged, s1.level, min(s1.size, size))
         t.ipa = ipa
         t.nta = nta and self.mte_perm
+        t.s2_level = level
         return t

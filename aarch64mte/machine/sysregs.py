@@ -84,6 +84,7 @@ ENCODINGS = {
     "CONTEXTIDR_EL12": (3, 5, 13, 0, 1),
     "ID_AA64MMFR1_EL1": (3, 0, 0, 7, 1),
     "ID_AA64MMFR2_EL1": (3, 0, 0, 7, 2),
+    "ID_AA64PFR2_EL1": (3, 0, 0, 4, 2),
     "ID_AA64ISAR1_EL1": (3, 0, 0, 6, 1),
     "ID_AA64DFR0_EL1": (3, 0, 0, 5, 0),
     "CTR_EL0": (3, 3, 0, 0, 1),

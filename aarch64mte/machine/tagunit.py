@@ -61,6 +61,7 @@ class TagUnit:
         self._keep = []
         self._share_with_core()
         mmu.page_mapper = self.engine_page
+        mmu.nta_checked = self.checkable
         mmu.on_invalidate.append(self.forget_fast_pages)
 
     def _share_with_core(self) -> None:

@@ -32,6 +32,8 @@ class Translation:
     size: int             # size of the block or page the leaf maps
     ipa: Optional[int] = None   # behind stage 2: the intermediate physical address
     nta: bool = False     # stage 2 says NoTagAccess (FEAT_MTE_PERM)
+    s2_level: int = -1    # behind stage 2: the level of its leaf descriptor
+
 
 
 @dataclass
@@ -42,6 +44,7 @@ class WalkFault:
     stage: int = 1
     ipa: int = 0          # stage 2: the IPA that faulted
     s1ptw: bool = False   # stage 2: on a stage-1 table walk's read
+    tagaccess: bool = False  # a NoTagAccess Permission fault (FEAT_MTE_PERM)
 
     @property
     def dfsc(self) -> int:

@@ -169,8 +169,10 @@ class Traps:
         elif isinstance(f, faults.TranslationFault) and f.stage2:
             # a tag access (LDG, STG, ...): no instruction syndrome (ISV = 0)
             iss = syndrome.data_abort_iss(f.dfsc, f.write, s1ptw=f.s1ptw)
-            take("data_abort", syndrome.esr(syndrome.EC_DABT_LOWER, iss), f.va, pc, pc,
-                 target_el=2, ipa=f.ipa)
+            esr = syndrome.esr(syndrome.EC_DABT_LOWER, iss)
+            if f.tagaccess:
+                esr |= syndrome.ESR_ISS2_TAGACCESS
+            take("data_abort", esr, f.va, pc, pc, target_el=2, ipa=f.ipa)
         elif isinstance(f, faults.TranslationFault):
             take("data_abort", lambda same: syndrome.data_abort_esr(f.dfsc, f.write, same),
                  f.va, pc, pc)

@@ -39,6 +39,7 @@ class TranslationFault(ArchFault):
     ipa: int = 0
     s1ptw: bool = False       # stage 2, on a stage-1 table walk's read
     level: int = 0
+    tagaccess: bool = False   # FEAT_MTE_PERM NoTagAccess: ESR_EL2.ISS2.TagAccess
 
 
 @dataclass

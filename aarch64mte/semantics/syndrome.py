@@ -76,6 +76,9 @@ def esr_fields(value: int) -> Tuple[int, int, int]:
 
 
 # --- aborts ----------------------------------------------------------------------------------
+ESR_ISS2_TAGACCESS = 1 << 41        # ISS2.TagAccess (FEAT_MTE_PERM), ESR_ELx bit 41
+
+
 def data_abort_iss(dfsc: int, write: bool, isv: bool = False, sas: int = 0, sse: bool = False,
                    srt: int = 0, sf: bool = False, ar: bool = False, fnv: bool = False,
                    ea: bool = False, cm: bool = False, s1ptw: bool = False) -> int:
