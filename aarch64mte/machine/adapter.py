@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 
-from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INTR, UC_TLB_VIRTUAL
+from unicorn import Uc, UcError, UC_ARCH_ARM64, UC_MODE_ARM, UC_HOOK_INSN, UC_HOOK_INTR, UC_TLB_VIRTUAL
 from unicorn import arm64_const as A
 from unicorn.unicorn_const import UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE
 
@@ -146,6 +146,17 @@ class Engine:
         err = uclib.uc_hook_add(self.handle, ctypes.byref(h), htype,
                                 ctypes.cast(fn, ctypes.c_void_p), ctypes.c_void_p(user),
                                 ctypes.c_uint64(begin), ctypes.c_uint64(end))
+        if err:
+            raise UcError(err)
+        self._keep.append(h)
+        return h.value
+
+    def hook_native_insn(self, insn: int, fn, user: int) -> int:
+        """Add an instruction hook (UC_HOOK_INSN for ``insn``) implemented in C."""
+        h = uc_hook_h()
+        err = uclib.uc_hook_add(self.handle, ctypes.byref(h), UC_HOOK_INSN,
+                                ctypes.cast(fn, ctypes.c_void_p), ctypes.c_void_p(user),
+                                ctypes.c_uint64(1), ctypes.c_uint64(0), ctypes.c_int(insn))
         if err:
             raise UcError(err)
         self._keep.append(h)

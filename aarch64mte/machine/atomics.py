@@ -135,7 +135,7 @@ def access(m, va: int, total: int, pc: int, *, rmw: bool = False, write: bool = 
         if atag != ltag:
             mode = fault_mode(mmu.state.tcf[el], not write, True)
             f = TagFault(va, ltag, atag, write, mode, pc, el)
-            tu.faults.append(f)
+            tu.note_fault(f)
             if mode == "sync":
                 e = faults.TagCheckFault(va, write)
                 e.tag_fault = f

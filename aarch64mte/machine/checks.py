@@ -82,7 +82,7 @@ class AccessInfo:
 
 def _simd_bytes(insn, mnem: str) -> int:
     """Bytes an LD1..LD4 / ST1..ST4 (structure, single lane or replicate) form moves."""
-    m = re.match(r"\{([^}]*)\}(\[\d+\])?", insn.op_str)
+    m = re.match(r"\{([^}]*)\}(\[(?:0x[0-9a-f]+|\d+)\])?", insn.op_str)   # lane: [3], [0xc]
     if not m:
         return 0
     regs = [r.strip() for r in m.group(1).split(",") if r.strip()]

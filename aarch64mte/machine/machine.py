@@ -185,8 +185,10 @@ class Machine:
         pfr0 &= ~(0xF << 12) & ~(0 if self.el2 is not None else 0xF << 8) & ~0xFF
         pfr0 |= 0x11
         pfr1 = (cp(*ENCODINGS["ID_AA64PFR1_EL1"]) & ~(0xF << 8)) | ID_AA64PFR1_MTE3
-        # FEAT_LSE2 (ID_AA64MMFR2_EL1.AT): the alignment rules of ``semantics.alignment``
-        mmfr2 = (cp(*ENCODINGS["ID_AA64MMFR2_EL1"]) & ~(0xF << 32)) | (1 << 32)
+        # FEAT_LSE2 (ID_AA64MMFR2_EL1.AT): the alignment rules of ``semantics.alignment``;
+        # FEAT_S2FWB (.FWB): stage 2's HCR_EL2.FWB encodings
+        mmfr2 = (cp(*ENCODINGS["ID_AA64MMFR2_EL1"]) & ~(0xF << 32) & ~(0xF << 40)) \
+            | (1 << 32) | (1 << 40)
         # FEAT_MTE_PERM (ID_AA64PFR2_EL1.MTEPERM): stage 2's NoTagAccess
         return {"ID_AA64PFR0_EL1": pfr0, "ID_AA64PFR1_EL1": pfr1, "ID_AA64MMFR2_EL1": mmfr2,
                 "ID_AA64PFR2_EL1": 1}
@@ -718,9 +720,9 @@ class Machine:
         return self._take_stop()
 
     def _at_exit(self, pc: int) -> Optional[RunResult]:
-        """The engine stopped before a word it cannot translate: UNDEFINED where the
-        architecture says so, else the run stops on an unsupported instruction. An exit whose
-        word has changed since is dropped."""
+        """The engine stopped before a word it cannot translate: the word is UNDEFINED on this
+        CPU (unallocated, or of a feature its ID registers do not advertise: FEAT_FAMINMAX,
+        FEAT_FP8; see ``engine_words``). An exit whose word has changed since is dropped."""
         try:
             word = self.mmu.fetch_word(pc, self.regs.el)
         except Exception:
@@ -728,18 +730,12 @@ class Machine:
         if word is None or not engine_words.translator_aborts(word):
             self.code.drop_exit(pc)
             return None
-        if engine_words.is_undefined(word):
-            self.counting.counter.insns += 1
-            try:
-                self.traps.arch_fault(faults.Undefined(), pc)
-            except _Stop:
-                pass
-            return self._take_stop()
-        rec = ExceptionRecord("unsupported", 0, 0, None, self.el, self.el, pc)
-        rec.error = (f"0x{word:08x} is {engine_words.architectural_result(word)}, "
-                     "which this emulator cannot execute")
-        self.exc.log.append(rec)
-        return RunResult("unsupported", word, rec, pc)
+        self.counting.counter.insns += 1
+        try:
+            self.traps.arch_fault(faults.Undefined(engine_words.architectural_result(word)), pc)
+        except _Stop:
+            pass
+        return self._take_stop()
 
     def _deliver_tag_fault(self, ev) -> None:
         """A synchronous tag-check fault stopped the engine: undo the access, take the abort."""

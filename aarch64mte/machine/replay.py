@@ -208,7 +208,8 @@ class Recorder:
             "by_class": dict(m.counters.by_class),
             "counting": (m.counting.bytes_read, m.counting.bytes_written),
             "tagunit": (m.tagunit.tag_checks, m.tagunit.checked_granules_read,
-                        m.tagunit.checked_granules_written, len(m.tagunit.faults)),
+                        m.tagunit.checked_granules_written,
+                        getattr(m.tagunit, "faults_dropped", 0) + len(m.tagunit.faults)),
             "cpu": (m.cpu.tag_granules_read, m.cpu.tag_granules_written,
                     m.cpu.insn_bytes_written),
             "mte_insns": m.mteunit.mte_insns,
@@ -301,7 +302,11 @@ class Recorder:
         m.counting._class_block = None
         tu = m.tagunit
         tu.tag_checks, tu.checked_granules_read, tu.checked_granules_written, nf = st["tagunit"]
-        del tu.faults[nf:]
+        # the log keeps the latest failed checks only: what it dropped does not come back
+        dropped = getattr(tu, "faults_dropped", 0)
+        del tu.faults[max(0, nf - dropped):]
+        if nf < dropped:
+            tu.faults_dropped = nf
         tu._instance = None
         (m.cpu.tag_granules_read, m.cpu.tag_granules_written,
          m.cpu.insn_bytes_written) = st["cpu"]

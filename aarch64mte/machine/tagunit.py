@@ -37,6 +37,8 @@ _REGNUM.update({A.UC_ARM64_REG_X0 + i: i for i in range(29)})
 _LS_CLASSES = frozenset(("load", "store", "load_pair", "store_pair", "simd"))
 
 
+FAULT_LOG_LIMIT = 10_000
+
 class TagUnit:
     def __init__(self, eng, core, ram, mmu, events, counters, mte, lib) -> None:
         self.eng = eng
@@ -49,7 +51,8 @@ class TagUnit:
         self.lib = lib
         self.tags = TagStorage([(ram.base, ram.size)], page_size=PAGE,
                                on_change=self._tags_changed)
-        self.faults: List[TagFault] = []
+        self.faults: List[TagFault] = []     # the latest FAULT_LOG_LIMIT failed checks
+        self.faults_dropped = 0
         # one byte per 1 KiB engine page: mapped plain ("fast"); shared with the native hooks
         self._fast = bytearray(ram.size // PAGE)
         self._fast_set: List[int] = []
@@ -258,7 +261,7 @@ class TagUnit:
                     tcf = self.mmu.state.tcf[ael]
                     mode = checks.fault_mode(tcf, reading, write or rmw)
                     f = TagFault(gva, ltag, atag, write and not rmw, mode, pc, ael)
-                    self.faults.append(f)
+                    self.note_fault(f)
                     if mode == "sync":
                         self._sync_fault(f, info, va, n, ael)
                         return
@@ -266,6 +269,16 @@ class TagUnit:
                         self.record_async(gva, ael)
                         return
             g += 16
+
+    def note_fault(self, f: TagFault) -> None:
+        """Log a failed check; the log keeps the latest FAULT_LOG_LIMIT (an async fault in a
+        loop fails on every pass, and the log must not grow with the run)."""
+        faults = self.faults
+        faults.append(f)
+        if len(faults) > 2 * FAULT_LOG_LIMIT:
+            drop = len(faults) - FAULT_LOG_LIMIT
+            del faults[:drop]
+            self.faults_dropped += drop
 
     def record_async(self, va: int, el: int) -> None:
         """An asynchronous tag-check fault (AArch64.ReportTagCheckFault): TF0 or TF1 by address

@@ -11,6 +11,8 @@ is made to fault by the engine itself (its TLB fill is refused), so that the fau
 """
 from __future__ import annotations
 
+import ctypes
+
 from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 
@@ -29,6 +31,20 @@ SCTLRS = {ENCODINGS[n] for n in ("SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL12")}
 SCTLR_A = 1 << 1
 PSTATE_IL = 1 << 20
 # the engine's exception numbers beyond UNDEFINED (1), SVC (2) and BRK (7)
+class CpReg(ctypes.Structure):
+    """uc_arm64_cp_reg."""
+    _fields_ = [("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
+                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
+
+
+PY_SYS = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(CpReg))
+
+
+class SysHook(ctypes.Structure):
+    """syshook.c's sys_hook_t: the user data of the native SYS hook."""
+    _fields_ = [("py_sys", PY_SYS)]
+
+
 EXCP_DATA_ABORT = 4
 EXCP_HVC, EXCP_HYP_TRAP, EXCP_SMC = 11, 12, 13
 
@@ -58,7 +74,14 @@ class Traps:
             eng.hook_intr(self.on_intr)
         uc.hook_add(UC_HOOK_INSN, self._on_mrs, aux1=A.UC_ARM64_INS_MRS)
         uc.hook_add(UC_HOOK_INSN, self._on_msr, aux1=A.UC_ARM64_INS_MSR)
-        uc.hook_add(UC_HOOK_INSN, self._on_sys, aux1=A.UC_ARM64_INS_SYS)
+        if lib is not None:
+            # only DC ZVA, TLBI and IC come to Python (syshook.c)
+            self._py_sys = PY_SYS(lambda h, reg, cp: self._on_sys(None, reg, cp.contents, None))
+            self._sys_user = SysHook(self._py_sys)
+            eng.hook_native_insn(A.UC_ARM64_INS_SYS, lib.mte_sys,
+                                 ctypes.addressof(self._sys_user))
+        else:
+            uc.hook_add(UC_HOOK_INSN, self._on_sys, aux1=A.UC_ARM64_INS_SYS)
 
     # --- the interrupt hook ----------------------------------------------------------------------
     def on_intr(self, handle, intno, ud) -> None:
@@ -282,7 +305,7 @@ class Traps:
                     tcf = self.mmu.state.tcf[el]
                     mode = checks.fault_mode(tcf, False, True)
                     f = TagFault(va, ltag, atag, True, mode, pc, el)
-                    self.tagunit.faults.append(f)
+                    self.tagunit.note_fault(f)
                     if mode == "sync":
                         # no effect: the engine's fill for the block is refused
                         self.events.pending = ("tagfault", f, [], [])

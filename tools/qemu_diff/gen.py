@@ -144,7 +144,9 @@ class Gen:
         if mn.startswith("ld"):
             a, b = rng.sample(DATA, 2)
         else:
-            a, b = rng.choice(DATA + PTRS + [31]), rng.choice(DATA + [31])
+            # a store with writeback must not store its own base (CONSTRAINED UNPREDICTABLE)
+            a = rng.choice(DATA + [p for p in PTRS if form == "off" or p != n] + [31])
+            b = rng.choice(DATA + [31])
         off = self.offset(n, 2 * size, -64 * size, 63 * size, size)
         regs = f"{r(a, kind)}, {r(b, kind)}"
         writes = (a, b) if mn.startswith("ld") else ()

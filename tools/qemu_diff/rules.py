@@ -83,6 +83,79 @@ def stxr_alignment(t, k, q, e, d) -> bool:
     return not qa and len(ea) == 1 and ea[0][0] & 0x3F == 0x21
 
 
+def _mmu_fault(esr: int) -> bool:
+    """A Data Abort for a translation, access flag or permission fault (DFSC 0b0001xx..0b0011xx)."""
+    return (esr >> 26) in (0x24, 0x25) and 0b000100 <= (esr & 0x3F) <= 0b001111
+
+
+def cas_transl_wnr(t, k, q, e, d) -> bool:
+    """CAS/CASP on an address a read cannot translate: QEMU's WnR is 1, ours 0."""
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    if not _op(t, k).startswith("cas") or len(qa) != 1 or len(ea) != 1:
+        return False
+    (qesr, qfar, _), (eesr, efar, _) = qa[0], ea[0]
+    return (_mmu_fault(eesr) and qesr == eesr | (1 << 6) and qfar == efar
+            and _only(d, {"exc"}))
+
+
+_MULTI = ("ldp", "stp", "ldnp", "stnp", "ldpsw", "ld1", "ld2", "ld3", "ld4", "st1", "st2",
+          "st3", "st4", "stz2g", "st2g", "stgp")
+
+
+def partial_effect(t, k, q, e, d) -> bool:
+    """An instruction of several accesses that both sides fault on identically, where one side
+    performed some of its accesses before the fault: only memory or the registers it loads
+    (seen at it, or at a later instruction that reads them) differ."""
+    if not _only(d, {"mem", "regs", "tags"}):
+        return False
+    for j in range(1, k + 1):
+        if not _op(t, j).split(".")[0].startswith(_MULTI):
+            continue
+        off = 4 * (j - 1)
+        qa, ea = _at(q, off), _at(e, off)
+        if len(qa) == 1 and qa == ea:
+            return True
+    return False
+
+
+def fault_order(t, k, q, e, d) -> bool:
+    """A load or store whose accesses both fault, in different ways (one translation fault,
+    one tag-check fault, on two pages or granules), reports a different one of them, or its
+    asynchronous tag-check fault is recorded by one side only before the translation fault
+    both take."""
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    op = _op(t, k).split(".")[0]
+    if not op.startswith(("ld", "st")):
+        return False
+    if len(qa) == 1 and len(ea) == 1:
+        (qesr, qfar, _), (eesr, efar, _) = qa[0], ea[0]
+        kinds = {_mmu_fault(qesr), _mmu_fault(eesr)}
+        tagged = is_tag_fault(qesr) or is_tag_fault(eesr)
+        if kinds == {True, False} and tagged and (qfar ^ efar) >> 4 and _only(d, {"exc"}):
+            return True
+        if qa == ea and _mmu_fault(qesr) and _only(d, {"tfsr"}):
+            return True
+    return False
+
+
+def multiple_48(t, k, q, e, d) -> bool:
+    """An LD1/ST1 of three vectors or an LD3/ST3 of 128-bit vectors (48 bytes): QEMU checks
+    none of it; ours finds the mismatch (a synchronous fault, or TFSR)."""
+    insn = t.body[k - 1]
+    text = insn.text
+    op = insn.op.split(".")[0]
+    three_q = text.count(".16b") + text.count(".8h") + text.count(".4s") + text.count(".2d")
+    if op not in ("ld1", "st1", "ld3", "st3") or three_q != 3 or "[" in text.split("}")[1][:1]:
+        return False
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    sync = not qa and len(ea) == 1 and is_tag_fault(ea[0][0])
+    async_ = not qa and not ea and _tfsr_set(t, e) and not _tfsr_set(t, q)
+    return sync or async_
+
+
 def dc_zva_asymm(t, k, q, e, d) -> bool:
     off = 4 * (k - 1)
     qa, ea = _at(q, off), _at(e, off)
@@ -155,6 +228,30 @@ RULES = [
          "atomic read-modify-write WnR is 0 when a read of the address would have generated "
          "the fault, which holds for its Alignment fault",
          "reports the Alignment fault of a load-exclusive or atomic with WnR = 1", align_wnr),
+    Rule("cas-transl-wnr",
+         "ISS.WnR for a Data Abort from an atomic read-modify-write is 0 when a read of the "
+         "location would have generated the fault: an untranslatable address is such a fault "
+         "(QEMU's own SWP and LD<op> report it so)",
+         "reports CAS/CASP's translation fault with WnR = 1", cas_transl_wnr),
+    Rule("multiple-48",
+         "LD1/ST1 (three registers) and LD3/ST3 (multiple structures) access every element, "
+         "each through AArch64.MemSingle and its tag check (AArch64.CheckTag), so all 48 "
+         "bytes are checked",
+         "does not tag-check 48-byte multiple-structure accesses", multiple_48),
+    Rule("partial-effect (both permitted)",
+         "the pseudocode of a pair, a multi-register or a page-crossing access performs its "
+         "parts one after another (Mem[address] then Mem[address2]; a misaligned Mem[] by "
+         "parts), so a fault on a later part leaves the earlier ones performed; cores split "
+         "such an access the same way (e.g. the Cortex-A77 TRM: 'the access is split into two "
+         "stores'). aarch64mte undoes them for tag-check faults only; neither side is wrong",
+         "performs a different subset of the accesses before the fault", partial_effect),
+    Rule("fault-order (both permitted)",
+         "a misaligned or page-crossing access is made byte by byte in the pseudocode "
+         "(Mem[] calls AArch64.MemSingle per part); which part's fault is reported first, and "
+         "whether an asynchronous tag-check fault of an earlier part is recorded before a "
+         "later part's translation fault, is the order of those parts",
+         "reports another part's fault, or records no asynchronous fault before it",
+         fault_order),
     Rule("stxr-alignment",
          "AArch64.ExclusiveMonitorsPass checks alignment (AArch64.UnalignedAccessFaults) "
          "before it asks the monitor (IsExclusiveVA): an unaligned store-exclusive faults "
