@@ -50,7 +50,7 @@ setup(
         "aarch64mte.machine._native",
         sources=[os.path.join(NATIVE, n) for n in ("module.c", "layout.c", "blocks.c", "fill.c",
                                                    "tagcheck.c", "mtetrap.c", "syshook.c")],
-        depends=[os.path.join(NATIVE, "core.h")],
+        depends=[os.path.join(NATIVE, n) for n in ("core.h", "provenance.h")],
         extra_compile_args=["-O2", "-std=gnu99", "-Wall", "-Wno-unused-function"],
         optional=True,
     )],

@@ -169,6 +169,89 @@ def tag_fault_dict(tf) -> dict | None:
     return out
 
 
+# --- who wrote a tag (tag provenance) ---------------------------------------------------------
+
+SOURCE_TEXT = {"host": "the host (Machine.write_tags)", "debugger": "the debugger (set tag)",
+               "gdb": "GDB (QMemTags)"}
+
+
+def tag_write_dict(machine, w) -> dict | None:
+    """One tag write (``provenance.TagWrite``) as JSON-ready values."""
+    if w is None:
+        return None
+    insn = disassemble(machine, w.pc) if w.by_instruction else None
+    return {"tag": w.tag, "replaced": w.previous, "by": w.kind if w.by_instruction else w.kind,
+            "instruction": w.by_instruction, "insn": insn, "pc": hex64(w.pc),
+            "where": symbolize(machine, w.pc), "insns": w.insns, "el": w.el}
+
+
+def tag_writers(machine, va: int, before=None) -> dict:
+    """{writer, previous} of the allocation tag of the granule holding ``va``: the last write
+    (before instruction count ``before``, if given) and the one before it. ``previous`` is a
+    write, or {tag, by: 'reset'} when the granule was never written before, or {tag, by: None}
+    when the history no longer reaches back to it. Empty for a machine without provenance."""
+    prov = getattr(machine, "provenance", None)
+    if prov is None:
+        return {}
+    try:
+        last, prev = machine.tag_writers(canonical(va), before)
+    except Exception:
+        return {"writer": None, "previous": None}
+    if last is None:
+        complete = prov is not None and prov.complete()
+        return {"writer": None, "previous": None, "never_written": complete}
+    if prev is not None:
+        previous = tag_write_dict(machine, prev)
+    elif prov is not None and prov.complete():
+        previous = {"tag": last.previous, "by": "reset"}
+    else:
+        previous = {"tag": last.previous, "by": None}
+    return {"writer": tag_write_dict(machine, last), "previous": previous}
+
+
+def _by(w: dict) -> str:
+    if not w["instruction"]:
+        return f"{SOURCE_TEXT.get(w['by'], w['by'])} at insn #{w['insns']:,}"
+    where = f" at {w['where']}" if w.get("where") else f" at {w['pc']}"
+    return f"{w['insn'] or w['by'].lower()}{where} (insn #{w['insns']:,}, EL{w['el']})"
+
+
+def _before(p: dict) -> str:
+    if p.get("by") == "reset":
+        return f"{p['tag']:#x}, the tag it started with"
+    if p.get("by") is None:
+        return f"{p['tag']:#x} (its writer is older than the tag-write history)"
+    return f"{p['tag']:#x}, set by {_by(p)}"
+
+
+def writer_rows(data: dict, tag=None) -> list:
+    """The summary table's rows for ``tag_writers``: [(label, text)]."""
+    w = data.get("writer")
+    if w is None:
+        return [("set by", "nothing: the tag it started with" if data.get("never_written")
+                 else "no record")]
+    rows = [("set by", _by(w))]
+    if data.get("previous") is not None:
+        rows.append(("before", _before(data["previous"])))
+    return rows
+
+
+def writers_text(data: dict, tag=None) -> str:
+    """One line: who set the tag and what it was before, from ``tag_writers``."""
+    w = data.get("writer")
+    if w is None:
+        if data.get("never_written"):
+            return f"allocation tag {tag:#x} never written: the tag it started with" \
+                if tag is not None else "never written: the tag it started with"
+        return "no record of who set this tag"
+    text = f"allocation tag {w['tag']:#x} set by {_by(w)}"
+    p = data.get("previous")
+    if p is not None:
+        before = _before(p).replace(", set by ", " by ", 1)
+        text += f"; before that {before}"
+    return text
+
+
 def exception_dict(machine, rec) -> dict | None:
     if rec is None:
         return None
@@ -195,6 +278,7 @@ def exception_dict(machine, rec) -> dict | None:
     out["tag_fault"] = tag_fault_dict(tf)
     if tf is not None:
         out["tag_fault"]["granules"] = granule_tags(machine, tf.va)
+        out["tag_fault"].update(tag_writers(machine, tf.va, getattr(tf, "insns", None)))
     return out
 
 
@@ -367,6 +451,9 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
             t.add_row("pointer", tf["pointer"])
             t.add_row("tags", f"logical {tf['logical_tag']:x} (pointer bits 59:56) vs "
                               f"allocation {tf['allocation_tag']:x} (memory)")
+            if "writer" in tf:
+                for label, text in writer_rows(tf, tf["allocation_tag"]):
+                    t.add_row(label, Text(text))
         con.print(t)
         if tf and tf.get("granules"):
             con.print(Text("allocation tags around the address:", style="bold"))

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from aarch64mte.debug import regs as regaccess
+from aarch64mte.debug import timeline
 from aarch64mte.debug import view
 from aarch64mte.debug.expr import Evaluator, ExprError
 from aarch64mte.debug.session import GRANULE, Session, Stop, strip_tag
@@ -37,6 +38,15 @@ def access_error(verb: str, addr: int, n: int, exc: Exception) -> str:
     names (report.unreadable)."""
     where = f"{addr:#x}" if n <= 1 else f"{addr:#x}..{addr + n - 1:#x}"
     return f"cannot {verb} {where}: {unreadable(exc)}"
+
+
+def write_tags(machine, va: int, tags, source: str) -> None:
+    """``machine.write_tags`` naming the writer for the machine's tag provenance (a machine
+    without provenance takes no ``source``)."""
+    if getattr(machine, "provenance", None) is not None:
+        machine.write_tags(va, tags, source=source)
+    else:
+        machine.write_tags(va, tags)
 
 
 class CommandError(Exception):
@@ -183,7 +193,7 @@ class Debugger:
         line = line.strip()
         if not line or line.startswith("#"):
             return True
-        m = re.match(r"([A-Za-z_]+)(/\S*)?\s*(.*)$", line)
+        m = re.match(r"([A-Za-z_][A-Za-z_-]*)(/\S*)?\s*(.*)$", line)
         if not m:
             self.error(f"cannot read command {line!r}")
             return False
@@ -232,10 +242,17 @@ class Debugger:
             kind = "Temporary breakpoint" if bp.temporary else "Breakpoint"
             self.out(f"{kind} {bp.number}, {view.fmt_addr(stop.pc, self.symbolize)}")
         elif stop.reason == "watchpoint":
-            self.out(f"Watchpoint hit at {view.fmt_addr(stop.pc, self.symbolize)}")
+            w = stop.watch
+            if w is not None and getattr(w, "before", False):
+                self.out(f"Watchpoint: {w.access} of 0x{w.addr:x} by "
+                         f"{view.fmt_addr(stop.pc, self.symbolize)}, stopped before it")
+            else:
+                self.out(f"Watchpoint hit at {view.fmt_addr(stop.pc, self.symbolize)}")
             self._report_watches()
         elif stop.tag_fault is not None:
             self.show_fault(stop)
+        elif stop.reason == "history-start":
+            self.out("Reached the start of the recorded history")
         elif stop.exception is not None:
             self.out(f"[bold red]Exception[/]: {escape(stop.message)}")
         elif stop.reason not in ("step", "breakpoint"):
@@ -258,7 +275,20 @@ class Debugger:
             around = self.m.read_tags(base, 16 * GRANULE)
         except Exception:
             around = []
-        self.out(view.fault_report(stop, insn, self.symbolize, around, base))
+        self.out(view.fault_report(stop, insn, self.symbolize, around, base,
+                                   self.writers_line(tf.va, getattr(tf, "insns", None))))
+
+    def writers_line(self, va: int, before=None) -> Optional[str]:
+        """Who set the allocation tag of the granule at ``va`` (and what it was before), or
+        None where the machine keeps no provenance."""
+        if getattr(self.m, "provenance", None) is None:
+            return None
+        from aarch64mte.report import tag_writers, writers_text
+        try:
+            tag = self.m.read_tags(strip_tag(va) & ~(GRANULE - 1), 1)[0]
+        except Exception:
+            tag = None
+        return writers_text(tag_writers(self.m, strip_tag(va), before), tag)
 
     def _report_watches(self) -> None:
         for w in self.watches.values():
@@ -372,7 +402,7 @@ class Debugger:
                      "registers": "registers", "r": "registers", "reg": "registers",
                      "watch": "watches", "watches": "watches", "watchpoints": "watches",
                      "symbols": "symbols", "faults": "faults", "exceptions": "faults",
-                     "sysregs": "sysregs"}
+                     "sysregs": "sysregs", "record": "record"}
             key = table.get(what)
             if key is None:
                 raise CommandError(f"info what? ({', '.join(sorted(set(table.values())))})")
@@ -438,6 +468,7 @@ class Debugger:
             problem = regaccess.check_value(name, v)
             if problem:
                 raise CommandError(problem)
+            self.session.host_change()
             regaccess.write(self.m, name, v)
             try:
                 self.snapshot[name] = self.m.reg(name)
@@ -507,7 +538,11 @@ class Debugger:
                 tagged = bool(self.m.is_tagged(va))
             except Exception:
                 tagged = None
-            self.out(view.tag_list(ptr, list(tags), tagged))
+            base = va & ~(GRANULE - 1)
+            writers = None
+            if getattr(self.m, "provenance", None) is not None and tagged:
+                writers = [self._short_writer(base + i * GRANULE) for i in range(len(tags))]
+            self.out(view.tag_list(ptr, list(tags), tagged, writers))
 
         @c(("tagmap", "tmap"), "tagmap ADDR [LEN]",
            "a map of allocation tags, one hex digit per 16-byte granule (default 1 KiB)")
@@ -520,6 +555,15 @@ class Debugger:
             tags = self.read_tags(va, n)
             self.out(view.tag_map(va, tags))
 
+        @c(("rwatch",), "rwatch ADDR [LEN]", "stop before an instruction reads LEN bytes")
+        def _rwatch(arg):
+            self._add_watch(arg.split(), "read", "before")
+
+        @c(("awatch",), "awatch ADDR [LEN]",
+           "stop before an instruction reads or writes LEN bytes")
+        def _awatch(arg):
+            self._add_watch(arg.split(), "access", "before")
+
         @c(("watch",), "watch tag ADDR | watch ADDR [LEN]",
            "stop after an access changes the tag of a granule, or touches LEN bytes")
         def _watch(arg):
@@ -529,22 +573,8 @@ class Debugger:
             kind = "data"
             if words[0] in ("tag", "granule"):
                 kind, words = "tag", words[1:]
-            if not words:
-                raise CommandError("watch needs an address")
-            addr = strip_tag(self.value(words[0]))
-            length = self.count(words[1] if len(words) > 1 else "",
-                                GRANULE if kind == "tag" else 8, 1, MAX_DUMP, "length")
-            if kind == "tag":
-                addr &= ~(GRANULE - 1)
-            try:
-                self.m.add_watch(addr, length, kind=kind)
-            except Exception as exc:
-                raise CommandError(access_error("watch", addr, length, exc)) from None
-            w = Watch(self._next_watch, addr, length, kind, None)
-            w.old = self._watch_value(w)
-            self.watches[w.number] = w
-            self._next_watch += 1
-            self.out(f"watch {w.number}: {kind} 0x{addr:x} len {length}")
+            self._add_watch(words, kind, "after")
+
 
         @c(("unwatch",), "unwatch N", "remove a watch")
         def _unwatch(arg):
@@ -574,7 +604,9 @@ class Debugger:
            "the exception log and every tag-check failure")
         def _faults(arg):
             self.out(view.exception_log(list(getattr(self.m, "exception_log", []) or []),
-                                        list(getattr(self.m, "tag_faults", []) or [])))
+                                        list(getattr(self.m, "tag_faults", []) or []),
+                                        lambda tf: self.writers_line(tf.va,
+                                                                     getattr(tf, "insns", None))))
 
         @c(("symbols", "syms"), "symbols [PATTERN]", "the program's symbols")
         def _symbols(arg):
@@ -606,6 +638,31 @@ class Debugger:
         @c(("quit", "q", "exit"), "quit [STATUS]", "leave the debugger")
         def _quit(arg):
             raise Quit(self.count(arg, None, 0, 255, "exit status") if arg else None)
+
+        timeline.register(self)
+
+    def _add_watch(self, words, kind: str, when: str) -> None:
+        if not words:
+            raise CommandError("watch needs an address")
+        if len(words) > 2:
+            raise CommandError("usage: watch ADDR [LEN]")
+        addr = strip_tag(self.value(words[0]))
+        length = self.count(words[1] if len(words) > 1 else "",
+                            GRANULE if kind == "tag" else 8, 1, MAX_DUMP, "length")
+        if kind == "tag":
+            addr &= ~(GRANULE - 1)
+        try:
+            if when == "after":
+                self.m.add_watch(addr, length, kind=kind)
+            else:
+                self.m.add_watch(addr, length, kind=kind, when=when)
+        except Exception as exc:
+            raise CommandError(access_error("watch", addr, length, exc)) from None
+        w = Watch(self._next_watch, addr, length, kind, None)
+        w.old = self._watch_value(w)
+        self.watches[w.number] = w
+        self._next_watch += 1
+        self.out(f"watch {w.number}: {kind} 0x{addr:x} len {length}")
 
     def _add_break(self, arg: str, temporary: bool) -> None:
         if not arg:
@@ -655,10 +712,22 @@ class Debugger:
             raise CommandError(access_error("reach", va, 1, exc)) from None
         if not tagged:
             raise CommandError(f"{va:#x} is not Tagged memory: it has no allocation tag to set")
+        self.session.host_change()
         try:
-            self.m.write_tags(va, [tag])
+            write_tags(self.m, va, [tag], "debugger")
         except Exception as exc:
             raise CommandError(access_error("set the tag of", va, 1, exc)) from None
+
+    def _short_writer(self, va: int) -> str:
+        last, _ = self.m.tag_writers(va)
+        if last is None:
+            return "never written"
+        if not last.by_instruction:
+            return f"set by the {last.kind} (#{last.insns:,})"
+        word = self._word(last.pc)
+        text = view.disassemble_word(word, last.pc, self._symbols()) if word is not None else "?"
+        return f"set by {escape(text)} at {view.fmt_addr(last.pc, self.symbolize)} " \
+               f"(#{last.insns:,})"
 
     def _disas(self, addr: int, count: int) -> None:
         rows = [(a, self._word(a)) for a in range(addr & ~3, (addr & ~3) + 4 * min(count, 4096), 4)]

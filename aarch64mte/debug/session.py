@@ -1,7 +1,12 @@
-"""A debugging session over one Machine: breakpoints (with conditions), stepping, running, and
-one description of why execution stopped, shared by the REPL debugger and the GDB stub.
+"""A debugging session over one Machine: breakpoints (with conditions), stepping, running, going
+back (reverse execution over the machine's ``replay.Recorder``), and one description of why
+execution stopped, shared by the REPL debugger and the GDB stub.
 
-Only the `machine` contract of docs/ARCHITECTURE.md is used, so tests can drive a small fake.
+Only the `machine` contract of docs/ARCHITECTURE.md is used, so tests can drive a small fake;
+recording needs the real Machine and is on whenever the machine has one to offer.
+
+Whatever the front ends change in the machine's state between runs (registers, memory, tags)
+goes through ``host_change()`` first, so that going back never re-executes across it.
 """
 from __future__ import annotations
 
@@ -68,6 +73,7 @@ class Stop:
     tag_fault: object = None         # its TagFault, if it was a tag check
     breakpoint: Optional[Breakpoint] = None
     message: str = ""
+    watch: object = None             # the machine's WatchHit, for a watchpoint
 
 
 def _fault_signal(rec) -> tuple[int, int, Optional[int]]:
@@ -124,9 +130,15 @@ class Session:
     thread-safe `request_stop`) is the one thing that can happen during a run.
     """
 
-    def __init__(self, machine, max_insns: int = 10_000_000):
+    def __init__(self, machine, max_insns: int = 10_000_000, record: Optional[bool] = None):
         self.machine = machine
         self.max_insns = max_insns
+        self.recorder = None
+        if record is None:
+            record = hasattr(machine, "counting") and hasattr(machine, "ram")
+        if record:
+            from aarch64mte.machine.replay import Recorder
+            self.recorder = Recorder(machine)
         self.breakpoints: dict[int, Breakpoint] = {}
         self._next_bp = 1
         self._next_internal = 0
@@ -208,6 +220,7 @@ class Session:
             stop.signal = SIGINT
             stop.message = "interrupted"
         elif reason == "watchpoint":
+            stop.watch = getattr(result, "watch", None)
             stop.message = "watchpoint hit"
         elif reason == "breakpoint":
             bps = self.breakpoints_at(pc)
@@ -221,7 +234,18 @@ class Session:
         if stop.exited:
             self.exited = stop
         self.last_stop = stop
+        if self.recorder is not None:
+            self.recorder.note_stop()
         return stop
+
+    def _run(self, budget: int):
+        rec = self.recorder
+        return rec.run(budget) if rec is not None else self.machine.run(max_insns=budget)
+
+    def host_change(self) -> None:
+        """The front end is about to change registers, memory or tags."""
+        if self.recorder is not None:
+            self.recorder.host_change()
 
     def _step_raw(self) -> Stop:
         """One instruction, ignoring a breakpoint on the current PC."""
@@ -231,7 +255,7 @@ class Session:
         if here:
             m.remove_breakpoint(pc)
         try:
-            result = m.step(1)
+            result = self.recorder.step(1) if self.recorder is not None else m.step(1)
         finally:
             if here:
                 m.add_breakpoint(pc)
@@ -304,7 +328,7 @@ class Session:
                 if left <= 0:
                     return self._finish(Stop(reason="insn-limit", pc=m.reg("pc"),
                                              signal=SIGXCPU, message="instruction limit reached"))
-                stop = self._classify(m.run(max_insns=left))
+                stop = self._classify(self._run(left))
                 if stop.reason == "breakpoint":
                     if not self._hit_breakpoint(stop.pc):
                         first = True                    # condition false: keep going
@@ -344,3 +368,153 @@ class Session:
 
     def request_stop(self) -> None:
         self.machine.request_stop()
+
+    # --- going back -----------------------------------------------------------------------------
+    def _need_recorder(self):
+        if self.recorder is None:
+            raise ReverseError("this session does not record: there is no going back")
+        return self.recorder
+
+    def _after_reverse(self, reason: str, message: str) -> Stop:
+        self.exited = None
+        stop = Stop(reason=reason, pc=self.machine.reg("pc"), message=message)
+        self.last_stop = stop
+        return stop
+
+    def _goto(self, fn) -> None:
+        from aarch64mte.machine.replay import ReplayError
+        try:
+            fn()
+        except ReplayError as exc:
+            raise ReverseError(str(exc)) from None
+
+    def reverse_step(self, count: int = 1) -> Stop:
+        """Back ``count`` instructions (to the start of the recorded history at most)."""
+        with self.run_lock:
+            rec = self._need_recorder()
+            now = self._insns()
+            target = max(now - max(1, count), rec.earliest)
+            if target == now:
+                return self._after_reverse("history-start", "at the start of the recorded "
+                                                            "history")
+            self._goto(lambda: rec.goto(target))
+            if target == rec.earliest and target > now - count:
+                return self._after_reverse("history-start", "at the start of the recorded "
+                                                            "history")
+            return self._after_reverse("step", "step back")
+
+    def reverse_continue(self, access_then_step: bool = False) -> Stop:
+        """Back to the last time before now that a breakpoint (whose condition holds) was
+        reached or a watch hit; or to the start of the recorded history.
+
+        A data watch stops before the access. With ``access_then_step`` (GDB: AArch64
+        watchpoints are not continuable, so GDB steps over the access itself, in reverse a step
+        back) the stop is right after the access instead, and the access may be the last
+        instruction run."""
+        with self.run_lock:
+            rec = self._need_recorder()
+            m = self.machine
+            now = self._insns()
+            bps = self._machine_bps()
+            watched = {}                    # count -> the watch hit there
+            interrupted = []
+
+            def find(limit: int):
+                hits = []
+                if m.reg("pc") in bps and self._insns() < now and \
+                        self._condition_holds(m.reg("pc")):
+                    hits.append(self._insns())  # a run starting here would not stop here
+                while self._insns() < limit:
+                    r = m.run(max_insns=limit - self._insns())
+                    at = self._insns()
+                    if r.reason == "breakpoint":
+                        if r.pc in bps and at < now and self._condition_holds(r.pc):
+                            hits.append(at)
+                    elif r.reason == "watchpoint":
+                        w = r.watch
+                        if getattr(w, "before", False):
+                            at += 1 if access_then_step else 0
+                        else:
+                            at -= 1                 # after the instruction: before it
+                        if at < now or (access_then_step and at == now and w.before):
+                            watched[at] = w
+                            hits.append(at)
+                    elif r.reason == "interrupt":
+                        interrupted.append(True)
+                        return None
+                    elif r.reason not in ("exception", "brk", "insn-limit", "step"):
+                        break
+                return hits
+
+            found = None
+            if now > rec.earliest or access_then_step:
+                from aarch64mte.machine.replay import ReplayError
+                try:
+                    found = rec.scan_back(find)
+                except ReplayError as exc:
+                    raise ReverseError(str(exc)) from None
+            if interrupted and found is None:          # Ctrl-C: back where it stood
+                self._goto(lambda: rec.goto(now))
+                stop = self._after_reverse("interrupt", "interrupted")
+                stop.signal = SIGINT
+                return stop
+            if found is None:
+                self._goto(lambda: rec.goto(rec.earliest))
+                return self._after_reverse("history-start", "at the start of the recorded "
+                                                            "history")
+            self._goto(lambda: rec.goto(found))
+            pc = m.reg("pc")
+            if found in watched:
+                stop = self._after_reverse("watchpoint", "watchpoint hit")
+                w = stop.watch = watched[found]
+                if w.before and not access_then_step:
+                    m.debugging.before_skip = (pc, found)   # resuming makes that access
+            else:
+                stop = self._after_reverse("breakpoint", "breakpoint")
+                stop.breakpoint = (self.breakpoints_at(pc) or [None])[0]
+            return stop
+
+    def _condition_holds(self, pc: int) -> bool:
+        bps = self.breakpoints_at(pc)
+        for bp in bps:
+            if not bp.condition or self.condition_eval is None:
+                return True
+            try:
+                if self.condition_eval(bp.condition):
+                    return True
+            except Exception:
+                return True
+        return not bps
+
+    def goto(self, insns: int) -> Stop:
+        """The state after ``insns`` instructions (no later than now)."""
+        with self.run_lock:
+            rec = self._need_recorder()
+            self._goto(lambda: rec.goto(insns))
+            return self._after_reverse("step", f"at instruction {insns:,}")
+
+    def reverse_to_tag_write(self, addr: int):
+        """Back to just before the last write of the allocation tag of the granule holding
+        ``addr``: (Stop, the TagWrite). The machine is then where that instruction is about to
+        run (or, for a host write, as the host found it)."""
+        with self.run_lock:
+            rec = self._need_recorder()
+            m = self.machine
+            va = strip_tag(addr)
+            last, _ = m.tag_writers(va)
+            if last is None:
+                if not m.is_tagged(va):
+                    raise ReverseError(f"{va:#x} is not Tagged memory: it has no allocation tag")
+                raise ReverseError(f"no write of the tag of granule {va & ~(GRANULE - 1):#x} is "
+                                   f"recorded: it holds the tag it started with")
+            if not last.by_instruction and last.seq is None:
+                raise ReverseError(f"that {last.kind} write is older than the tag-write history")
+            self._goto(lambda: rec.goto_before_write(last))
+            if last.by_instruction and m.reg("pc") != last.pc:
+                raise ReverseError(f"re-execution reached {m.reg('pc'):#x}, not the writer at "
+                                   f"{last.pc:#x}")
+            return self._after_reverse("step", "before the tag write"), last
+
+
+class ReverseError(Exception):
+    """Going back is not possible (no recording, or before the recorded history)."""

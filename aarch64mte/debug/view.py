@@ -152,15 +152,31 @@ def disassembly(rows: Iterable[tuple[int, Optional[int]]], pc: int, symbolize,
 
 # --- tags -----------------------------------------------------------------------------------------
 
-def tag_list(ptr: int, tags: list[int], tagged: Optional[bool]) -> str:
-    """One line per granule: address, allocation tag, and whether the pointer's tag matches."""
+def tag_list(ptr: int, tags: list[int], tagged: Optional[bool],
+             writers: Optional[list[str]] = None) -> str:
+    """One line per granule: address, allocation tag, whether the pointer's tag matches, and
+    (``writers``, markup) who set the tag."""
     lt = logical_tag(ptr)
     base = strip_tag(ptr) & ~(GRANULE - 1)
     lines = [f"pointer 0x{ptr:016x}: logical tag 0x{lt:x}"
              + ("" if tagged is None else ("" if tagged else " (memory is Untagged: not checked)"))]
     for i, t in enumerate(tags):
-        ok = "match" if t == lt else "[red]MISMATCH[/]"
-        lines.append(f"  granule 0x{base + i * GRANULE:x}: allocation tag 0x{t:x}  {ok}")
+        ok = "match   " if t == lt else "[red]MISMATCH[/]"
+        who = f"  {writers[i]}" if writers else ""
+        lines.append(f"  granule 0x{base + i * GRANULE:x}: allocation tag 0x{t:x}  {ok}{who}")
+    return "\n".join(lines)
+
+
+def tag_history(va: int, writes: list, describe) -> str:
+    """A granule's tag writes, newest first; ``describe(write)`` renders who made one."""
+    granule = strip_tag(va) & ~(GRANULE - 1)
+    if not writes:
+        return f"granule 0x{granule:x}: no tag write recorded"
+    lines = [f"granule 0x{granule:x}: {len(writes)} tag write{'s' if len(writes) > 1 else ''}, "
+             f"newest first"]
+    for w in writes:
+        lines.append(f"  #{w.insns:<10,} 0x{w.previous:x} -> 0x{w.tag:x}  EL{w.el}  "
+                     f"{describe(w)}")
     return "\n".join(lines)
 
 
@@ -242,19 +258,30 @@ def mte_sysregs(get) -> str:
 
 # --- stops and faults ---------------------------------------------------------------------------------
 
-def exception_log(records: list, tag_faults: list) -> str:
+def exception_log(records: list, tag_faults: list, writers_of=None) -> str:
+    """The exception log and the tag-check failures that raised nothing; ``writers_of(tf)``
+    (optional) says who set the allocation tag a failure met."""
     if not records and not tag_faults:
         return "no exceptions taken, no tag-check failures"
     out = []
+
+    def who(tf):
+        line = writers_of(tf) if writers_of is not None else None
+        if line:
+            out.append(f"      {escape(line)}")
+
     for i, r in enumerate(records):
         out.append(f"#{i} {escape(describe_exception(r))}")
         tf = getattr(r, "tag_fault", None)
         if tf is not None:
             out.append(f"    {escape(tag_fault_line(tf))}")
+            who(tf)
     asyncs = [tf for tf in tag_faults if not str(getattr(tf, "mode", "")).startswith("sync")]
     if asyncs:
         out.append("tag-check failures with no exception (async/asymmetric):")
-        out.extend(f"    {escape(tag_fault_line(tf))}" for tf in asyncs)
+        for tf in asyncs:
+            out.append(f"    {escape(tag_fault_line(tf))}")
+            who(tf)
     return "\n".join(out)
 
 
@@ -265,8 +292,9 @@ def tag_fault_line(tf) -> str:
 
 
 def fault_report(stop: Stop, insn_text: str, symbolize, around: list[int],
-                 around_base: int) -> str:
-    """What a tag-check fault stop shows: instruction, pointer, tags, and the tags around."""
+                 around_base: int, writers: Optional[str] = None) -> str:
+    """What a tag-check fault stop shows: instruction, pointer, tags, who set the allocation
+    tag (``writers``, plain text), and the tags around."""
     tf = stop.tag_fault
     rec = stop.exception
     lines = [f"[bold red]Tag-check fault[/] ({escape(str(getattr(tf, 'mode', 'sync')))}, "
@@ -275,6 +303,8 @@ def fault_report(stop: Stop, insn_text: str, symbolize, around: list[int],
              f"  pointer      0x{tf.va:016x}",
              f"  logical tag  0x{tf.logical_tag:x}   allocation tag 0x{tf.allocation_tag:x}"
              f"  (granule 0x{strip_tag(tf.va) & ~(GRANULE - 1):x})"]
+    if writers:
+        lines.append(f"  {escape(writers)}")
     if rec is not None and getattr(rec, "esr", None) is not None:
         lines.append(f"  ESR 0x{rec.esr:08x}  FAR 0x{(rec.far or 0) & MASK64:016x}")
     if around:

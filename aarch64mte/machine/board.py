@@ -3,12 +3,15 @@
 - PL011 UART at 0x0900_0000: a write to UARTDR (offset 0) prints a byte; UARTFR (0x18) reads
   TXFE | RXFE (transmit FIFO empty, never full; nothing to receive).
 - Arm semihosting through ``HLT #0xF000`` (AArch64): w0 = operation, x1 = parameter (a pointer
-  to a parameter block for most operations), result in x0.
+  to a parameter block for most operations), result in x0. Its clocks (SYS_CLOCK, SYS_TIME,
+  SYS_ELAPSED, SYS_TICKFREQ) come from the machine's instruction count (``hostinputs``), so a
+  run repeats exactly.
 """
 from __future__ import annotations
 
 import struct
-import time
+
+from .hostinputs import TICKFREQ
 
 HLT_SEMIHOST = 0xD45E0000            # HLT #0xF000
 
@@ -33,12 +36,12 @@ class SemihostExit(Exception):
 class Board:
     """Console output plus the semihosting calls, over guest-virtual memory accessors."""
 
-    def __init__(self, read_mem, write_mem, output, heap=(0, 0, 0, 0)) -> None:
+    def __init__(self, read_mem, write_mem, output, clock, heap=(0, 0, 0, 0)) -> None:
         self.read_mem = read_mem           # (va, n) -> bytes
         self.write_mem = write_mem         # (va, bytes)
         self.output = output               # (str) -> None
+        self.clock = clock                 # hostinputs.HostInputs
         self.heap = heap                   # SYS_HEAPINFO answer
-        self.start = time.monotonic()
 
     # --- PL011 ------------------------------------------------------------------------------
     def uart_read(self, offset: int, size: int) -> int:
@@ -87,9 +90,14 @@ class Board:
             self.write_mem(block, struct.pack("<4Q", *self.heap))
             return 0
         if op == SYS_CLOCK:
-            return int((time.monotonic() - self.start) * 100)
+            return self.clock.centiseconds()
         if op == SYS_TIME:
-            return int(time.time())
+            return self.clock.seconds_since_epoch()
+        if op == SYS_ELAPSED:
+            self.write_mem(arg, struct.pack("<Q", self.clock.elapsed_ticks()))
+            return 0
+        if op == SYS_TICKFREQ:
+            return TICKFREQ
         if op == SYS_ERRNO:
             return 0
         if op == SYS_ISTTY:

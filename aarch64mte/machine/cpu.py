@@ -47,6 +47,8 @@ class CpuView:
         # counted here on the Python path (the native trap counts in the core)
         self.tag_granules_read = self.tag_granules_written = self.insn_bytes_written = 0
         self._stlb = [None, None]             # last entry used, per access kind
+        self.provenance = None                # provenance.Provenance: tag writes recorded there
+        self.writer = (0, "")                 # (PC, name) of the MTE instruction running
         mmu.on_invalidate.append(self.forget_translations)
 
     def begin(self, el: int) -> None:
@@ -172,6 +174,8 @@ class CpuView:
         pa = self._tag_pa(va, True)
         if pa >= 0:
             self.tag_granules_written += 1
+            if self.provenance is not None:
+                self.provenance.record_insn(pa, (tag,), self)
             self.tags.set(pa, tag)
 
     def mem_tags_read(self, va: int, count: int):
@@ -186,6 +190,8 @@ class CpuView:
             k = min(n - i, ((a | 0xFFF) + 1 - a + 15) // 16)
             if pa >= 0:
                 self.tag_granules_written += k
+                if self.provenance is not None:
+                    self.provenance.record_insn(pa, tags[i:i + k], self)
                 self.tags.set_range(pa, tags[i:i + k])
             i += k
 

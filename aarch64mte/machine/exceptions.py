@@ -20,6 +20,7 @@ class TagFault:
     mode: str              # 'sync' | 'async'
     pc: int = 0
     el: int = 1
+    insns: Optional[int] = None   # instructions run, the faulting one counted (sync faults)
 
 
 @dataclass

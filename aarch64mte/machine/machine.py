@@ -20,6 +20,8 @@ through what they are given at construction:
 - ``Board`` (board.py)           PL011 UART and semihosting
 - ``Counting`` (blocks.py)       instructions, classes and data bytes per block
 - ``Debugging`` (debugging.py)   breakpoints and watches
+- ``Provenance`` (provenance.py) who last wrote each granule's allocation tag, and a history
+- ``HostInputs`` (hostinputs.py) the clocks and random numbers, as functions of the run
 
 This module holds construction, loading, the public memory/tag/register API and the run loop.
 Hooks report to the run loop through ``Events``. A run ends at the end of .text through a code
@@ -48,7 +50,9 @@ from .exception_entry import NO_VECTORS, ExceptionUnit
 from .exceptions import ExceptionRecord
 from .memory import PAGE, RAM_BASE, RAM_SIZE_DEFAULT, UART_BASE, UART_SIZE, HostMemory, Ram
 from .mmu import Mmu
+from .hostinputs import HostInputs
 from .mteunit import MteUnit
+from .provenance import DEFAULT_ENTRIES, SOURCES, Provenance
 from .stage2 import Stage2
 from .registers import MASK64, RegisterFile
 from .results import RunResult, WatchHit, _Stop
@@ -70,7 +74,8 @@ class Machine:
                  gmid_bs: int = 4, seed: int = 0, count_classes: bool = False,
                  ram_size: int = RAM_SIZE_DEFAULT, native: Optional[bool] = None,
                  el2: Optional[str] = None, hcr: Optional[dict] = None, stage2=None,
-                 el2_handler=None) -> None:
+                 el2_handler=None, provenance: bool = True,
+                 history: int = DEFAULT_ENTRIES) -> None:
         if profile not in (None, "snippet", "virt"):
             raise ValueError(f"unknown profile {profile!r} (snippet, virt)")
         if el not in (0, 1, 2):
@@ -113,12 +118,15 @@ class Machine:
         self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate, self._id_values(), mmu)
         self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.counters, self.mte, lib)
         self.tags = self.tagunit.tags
+        self.provenance = Provenance(core, self.ram, self.tags, history) if provenance else None
         self.exc = ExceptionUnit(eng, regs, mmu, events, self.counters, self.mte)
         self._console: List[str] = []
         self.on_output = None               # optional callable(str): live console output
-        self.board = Board(self.read_mem, self.write_mem, self._output)
+        self.host_inputs = HostInputs(eng, lambda: self.counting.counter, seed)
+        self.board = Board(self.read_mem, self.write_mem, self._output, self.host_inputs)
         self.cpu = CpuView(eng, core, regs, mmu, self.ram, self.tagunit,
                            on_data_write=lambda pa, n: self.debugging.note_data_write(pa, n))
+        self.cpu.provenance = self.provenance
         self.mteunit = MteUnit(eng, core, mmu, self.cpu, lib)
         self.debugging = Debugging(eng, mmu, events, self.read_tags,
                                    lambda va: self._pa_of(va, False))
@@ -126,8 +134,15 @@ class Machine:
                                  lambda pc: mmu.fetch_word(pc, regs.el), events, lib,
                                  count_classes)
         self.tagunit.counter = self.counting.counter
+        self.debugging.counter = self.counting.counter
+        self.debugging.mteunit = self.mteunit
+        self.debugging.core = self.core
+        if self.provenance is not None:
+            self.provenance.counter = self.counting.counter
+            self.provenance.where = lambda: (eng.pc(), self.regs.el)
         self.traps = Traps(eng, core, regs, mmu, self.tagunit, self.mteunit, self.exc,
                            self.board, events, self.debugging, lib, count_classes)
+        self.traps.host_inputs = self.host_inputs
         self.slowpath = SlowPath(self)
         self.code = CodeScanner(eng, mmu, self.exc.on_eret, self.slowpath.on_emulate,
                                 self.slowpath.on_check, self._alignment_enforced)
@@ -398,12 +413,37 @@ class Machine:
             out.append(0 if pa is None else self.tags.get(pa))
         return out
 
-    def write_tags(self, va: int, tags) -> None:
+    def write_tags(self, va: int, tags, source: str = "host") -> None:
+        """Set the allocation tags of consecutive granules from ``va``'s (Untagged ones are
+        skipped); ``source`` ('host', 'debugger', 'gdb') is what provenance names as writer."""
+        if source not in SOURCES:
+            raise ValueError(f"unknown tag writer {source!r} ({', '.join(SOURCES)})")
         g0 = va & ~0xF
+        prov = self.provenance
+        pc, el = (self.eng.pc(), self.el) if prov is not None else (0, 0)
         for i, t in enumerate(tags):
             pa = self._tag_pa(g0 + 16 * i)
             if pa is not None:
+                if prov is not None:
+                    prov.record_host(pa, t, source, pc, el)
                 self.tags.set(pa, t)
+
+    def tag_writers(self, va: int, before: Optional[int] = None):
+        """(last write, the write before it) of the allocation tag of the granule holding
+        ``va``, among those made before instruction count ``before`` if given
+        (``provenance.TagWrite``s; None where unknown, and both None without provenance or
+        for Untagged memory)."""
+        pa = self._tag_pa(va & ~0xF)
+        if self.provenance is None or pa is None:
+            return None, None
+        return self.provenance.writers(pa, before)
+
+    def tag_history(self, va: int, n: int = 16):
+        """Up to ``n`` writes of the tag of the granule holding ``va``, newest first."""
+        pa = self._tag_pa(va & ~0xF)
+        if self.provenance is None or pa is None:
+            return []
+        return self.provenance.history(pa, n)
 
     def is_tagged(self, va: int) -> bool:
         return self._tag_pa(va) is not None
@@ -477,8 +517,8 @@ class Machine:
     def breakpoints(self):
         return self.debugging.breakpoints
 
-    def add_watch(self, va: int, length: int = 1, kind: str = "tag") -> None:
-        self.debugging.add_watch(va, length, kind)
+    def add_watch(self, va: int, length: int = 1, kind: str = "tag", when: str = "after") -> None:
+        self.debugging.add_watch(va, length, kind, when)
 
     def remove_watch(self, va: int, length: int = 1, kind: Optional[str] = None) -> None:
         self.debugging.remove_watch(va, length, kind)
@@ -581,9 +621,14 @@ class Machine:
                         counting.fix_count(pc, False)
                         continue
                 if err is not None and events.watch_trap is not None:
-                    # a write to a watched page: run that instruction alone, then look
+                    # an access to a watched page: stop before it, or run it alone and look
                     events.watch_trap = None
                     counting.fix_count(pc, False)
+                    hit = debugging.on_refused_access(pc, self.mmu.fetch_word(pc, self.el),
+                                                      eng.rd, self.el)
+                    if hit is not None:
+                        result = RunResult("watchpoint", None, None, pc, hit)
+                        break
                     debugging.watch_pass = True
                     debugging.watch_step_pc = pc
                     self.mmu.invalidate()
@@ -696,6 +741,7 @@ class Machine:
         """A synchronous tag-check fault stopped the engine: undo the access, take the abort."""
         f = self.tagunit.undo_faulting_access(ev)
         self.counting.fix_count(f.pc, True, completed=False)
+        f.insns = self.counting.counter.insns
         try:
             self.exc.take("data_abort", lambda same: syndrome.tag_check_fault_esr(f.write, same),
                           f.va, f.pc, f.pc, tag_fault=f)

@@ -37,6 +37,9 @@ class MteUnit:
         self.lib = lib
         self.mte_insns = 0                # executed here (the native trap counts in the core)
         self._py_event = core.py_event = native.PY_EVENT(self._native_event)
+        # (insn, x_or_sp, pc, el) -> True to stop before the instruction (Debugging.mte_before)
+        self.before_check = None
+        self._x_or_sp = eng.trap_regs.__getitem__
 
     def _native_event(self, what: int) -> None:
         if what == native.EVENT_TAGS_OF_FAST_PAGE:
@@ -47,9 +50,12 @@ class MteUnit:
         it faults, in which case the fault is returned and nothing else has changed."""
         if not self.mmu._core_valid:
             self.mmu.ensure_core_state()
+        if self.before_check is not None and self.before_check(insn, self._x_or_sp, pc, el):
+            return None                           # a watch stops the run before it
         self.mte_insns += 1
         cpu = self.cpu
         cpu._el = el                              # CpuView.begin
+        cpu.writer = (pc, insn.name)
         try:
             if fn is None:
                 execute_mte(insn, cpu)              # UnknownInstruction

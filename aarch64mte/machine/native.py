@@ -98,6 +98,8 @@ class Core(ctypes.Structure):
         ("insn_bytes_written", U64),
         ("native_checks", U64), ("native_traps", U64), ("native_fills", U64),
         ("fast_touched", U64),
+        ("prov_on", U64), ("prov_seq", U64), ("prov_mask", U64), ("prov_ring", P),
+        ("prov_last", P * MAX_REGIONS), ("prov_pc", U64), ("prov_meta", U64),
     ]
 
 

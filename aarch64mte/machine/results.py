@@ -13,8 +13,11 @@ class WatchHit:
     """The watch that stopped a run and the instruction whose access hit it."""
     va: int
     length: int
-    kind: str             # 'data' | 'tag'
+    kind: str             # 'data' (writes) | 'read' | 'access' | 'tag'
     pc: int               # address of the accessing instruction
+    before: bool = False  # stopped before that instruction (it has not run)
+    addr: Optional[int] = None   # the first watched address it accessed
+    access: str = ""      # 'read' | 'write' (data watches)
 
 
 @dataclass

@@ -65,6 +65,7 @@ class Traps:
         self.count_classes = count_classes
         self.code = None                # the CodeScanner and SlowPath (set by the machine)
         self.slowpath = None
+        self.host_inputs = None         # hostinputs.HostInputs: MRS of host-read registers
         uc = eng.uc
         if lib is not None:
             self._py_intr = core.py_intr = type(core.py_intr)(self.on_intr)
@@ -228,6 +229,8 @@ class Traps:
     def _on_mrs(self, uc, reg, cp, ud) -> int:
         try:
             key = (cp.op0, cp.op1, cp.crn, cp.crm, cp.op2)
+            if self.host_inputs is not None and self.host_inputs.mrs(key, self.regs.el, reg):
+                return 1
             name = BY_ENCODING.get(key)
             if key == HCR_EL2 and self.mmu.el2 and self.regs.el == 2:
                 rt = self.mmu.fetch_word(self.eng.pc(), 2) & 31

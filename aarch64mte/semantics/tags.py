@@ -11,6 +11,9 @@ C-level ``bytearray.count`` over the page's slice.
 Change notification: ``on_change(page_pa)`` is called once per ``page_size`` page whose tags
 actually changed (a write of the value already stored notifies nothing), and ``version`` is
 bumped on every such change, so the machine can drop cached fast paths for that page.
+``on_write(pa, tags)``, if set, sees every write before it is made (the tags as a sequence,
+one per granule from the one holding ``pa``), whether or not it changes anything: the machine
+records who writes tags.
 """
 from __future__ import annotations
 
@@ -51,6 +54,7 @@ class TagStorage:
         self._ranges: List[_Range] = []
         self._last: Optional[_Range] = None
         self.on_change = on_change
+        self.on_write: Optional[Callable[[int, bytes], None]] = None
         self.version = 0
         self.granules_read = 0
         self.granules_written = 0
@@ -114,6 +118,8 @@ class TagStorage:
         """Set the allocation tag of the granule holding ``pa``."""
         r, i = self._locate(pa)
         tag &= 0xF
+        if self.on_write is not None:
+            self.on_write(pa, (tag,))
         self.granules_written += 1
         if r.tags[i] != tag:
             r.tags[i] = tag
@@ -153,6 +159,8 @@ class TagStorage:
         if n == 0:
             return
         pieces = list(self._spans(pa, n))
+        if self.on_write is not None:
+            self.on_write(pa, data)
         self.granules_written += n
         pos = 0
         changed = False
@@ -172,6 +180,8 @@ class TagStorage:
             return
         tag &= 0xF
         pieces = list(self._spans(pa, n_granules))
+        if self.on_write is not None:
+            self.on_write(pa, bytes((tag,)) * n_granules)
         self.granules_written += n_granules
         changed = False
         for r, i, k in pieces:

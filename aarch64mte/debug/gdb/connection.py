@@ -40,6 +40,7 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
         self.done = False
         self.multiprocess = False
         self.extended = False
+        self.gdb_watches: set = set()        # (addr, length, kind) from Z2/Z3/Z4
 
     def send_raw(self, data: bytes) -> None:
         try:
@@ -83,6 +84,11 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
                             break
         finally:
             self._stop_worker()
+            for addr, length, kind in self.gdb_watches:      # a client gone without z2/z3/z4
+                try:
+                    self.m.remove_watch(addr, length, kind)
+                except Exception:
+                    pass
             self.wake_r.close()
             self.wake_w.close()
 
@@ -147,7 +153,25 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
         self.worker = None
         stop = self.worker_stop
         if stop is not None:
+            self.announce(stop)
             self.reply(self.stop_reply(stop))
+
+    def console(self, text: str) -> None:
+        """Text GDB prints on its console (an `O` packet: only while the target runs, before
+        the stop reply)."""
+        for i in range(0, len(text), 1024):
+            self.reply("O" + text[i:i + 1024].encode().hex())
+
+    def announce(self, stop: Stop) -> None:
+        """What a stop means beyond its signal: who set the tag a fault met, a tag watch's
+        change, the start of the recorded history."""
+        try:
+            text = self.stop_message(stop)
+        except Exception as exc:                # the stop itself must still be reported
+            text = None
+            self.server.log(f"cannot describe the stop: {exc!r}")
+        if text:
+            self.console(text if text.endswith("\n") else text + "\n")
 
     def _stop_worker(self) -> None:
         if self.worker is not None:
@@ -158,10 +182,35 @@ class Connection(DispatchMixin, RegistersMemoryMixin, MemoryTagsMixin, LinuxProc
 
     def resume(self, action: str, addr: Optional[int] = None):
         if addr is not None:
+            self.session.host_change()
             self.m.set_reg("pc", addr)
         if self.session.exited:
             return self.stop_reply(self.session.exited)
         if action == "s":
-            return self.stop_reply(self.session.step())
+            stop = self.session.step()
+            self.announce(stop)
+            return self.stop_reply(stop)
         self._start_worker(self.session.cont)
+        return None
+
+    def reverse(self, action: str):
+        """`bs` / `bc`: one instruction back, or back to the last breakpoint or watch hit."""
+        from aarch64mte.debug.session import ReverseError
+        if self.session.recorder is None:
+            return "E01"
+        if action == "s":
+            try:
+                stop = self.session.reverse_step(1)
+            except ReverseError as exc:
+                self.console(f"cannot go back: {exc}\n")
+                return "E01"
+            self.announce(stop)
+            return self.stop_reply(stop)
+
+        def back():
+            try:
+                return self.session.reverse_continue(access_then_step=True)
+            except ReverseError as exc:
+                return Stop(reason="error", pc=self.m.reg("pc"), message=str(exc))
+        self._start_worker(back)
         return None

@@ -24,6 +24,7 @@ class DispatchMixin:
             return ("".join(self.reg_hex(r) for r in REGISTERS), True)
         if c == "G":
             raw = pk.unhex(text[1:])
+            self.session.host_change()
             pos = 0
             for r in REGISTERS:
                 n = r.bits // 8
@@ -46,6 +47,7 @@ class DispatchMixin:
             raw = pk.unhex(val)
             if len(raw) != r.bits // 8:
                 return "E22"
+            self.session.host_change()
             self.set_reg_bytes(r, raw)
             return "OK"
         if c == "m":
@@ -72,6 +74,8 @@ class DispatchMixin:
             return self._write_mem(addr, raw)
         if c in "Zz":
             return self.breakpoint_packet(c == "Z", text[1:])
+        if c == "b" and text in ("bs", "bc"):
+            return self.reverse(text[1])
         if c in "sc":
             addr = pk.parse_hex(text[1:]) if len(text) > 1 else None
             return self.resume(c, addr)
@@ -108,6 +112,7 @@ class DispatchMixin:
             return (f"PacketSize={pk.PACKET_SIZE:x};QStartNoAckMode+;qXfer:features:read+;"
                     "qXfer:exec-file:read+;qXfer:siginfo:read+;swbreak+;hwbreak+;"
                     "vContSupported+;memory-tagging+"
+                    + (";ReverseStep+;ReverseContinue+" if self.session.recorder else "")
                     + (";multiprocess+" if self.multiprocess else ""))
         if text == "qAttached" or text.startswith("qAttached:"):
             return "1"

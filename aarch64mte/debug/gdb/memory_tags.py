@@ -1,6 +1,7 @@
 """Memory-tag packets (`qMemTags`, `QMemTags`, `qIsAddressTagged`) for GDB's `memory-tag`."""
 from __future__ import annotations
 
+from aarch64mte.debug.commands import write_tags
 from aarch64mte.debug.gdb import packets as pk
 from aarch64mte.debug.gdb.packets import MAX_MEM
 from aarch64mte.debug.session import GRANULE, strip_tag
@@ -45,8 +46,9 @@ class MemoryTagsMixin:
         if not pattern:
             return "E22" if length else "OK"
         tags = [pattern[i % len(pattern)] & 0xF for i in range(count)]
+        self.session.host_change()
         try:
-            self.m.write_tags(first, tags)
+            write_tags(self.m, first, tags, "gdb")
         except Exception:
             return "E14"
         return "OK"

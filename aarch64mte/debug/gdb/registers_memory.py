@@ -7,6 +7,12 @@ from aarch64mte.debug.session import MASK64, strip_tag
 
 #: Breakpoints a client may set: each is an engine hook, so a runaway client is refused more.
 MAX_BREAKPOINTS = 4096
+#: Watchpoints (each an engine hook per tag alias of each page it spans) and their length.
+MAX_WATCHPOINTS = 64
+MAX_WATCH_LEN = 1 << 16
+#: Z2/Z3/Z4: the machine's watch kind. They stop before the access, with PC at the accessing
+#: instruction, as AArch64 hardware watchpoints do (GDB steps the access itself).
+WATCH_KINDS = {"2": "data", "3": "read", "4": "access"}
 
 
 class RegistersMemoryMixin:
@@ -26,6 +32,7 @@ class RegistersMemoryMixin:
             return "E22"
         try:
             if raw:
+                self.session.host_change()
                 self.m.write_mem(strip_tag(addr), raw)
         except Exception:
             return "E14"
@@ -33,8 +40,10 @@ class RegistersMemoryMixin:
 
     def breakpoint_packet(self, insert: bool, args: str) -> str:
         kind, _, rest = args.partition(",")
+        if kind in WATCH_KINDS:
+            return self.watchpoint_packet(insert, WATCH_KINDS[kind], rest)
         if kind not in ("0", "1"):
-            return ""                           # watchpoints: GDB falls back to stepping
+            return ""
         addr_text, _, _ = rest.partition(",")
         addr = pk.parse_hex(addr_text) & MASK64
         s = self.session
@@ -47,4 +56,30 @@ class RegistersMemoryMixin:
         else:
             for bp in existing:
                 s.delete_breakpoint(bp.number)
+        return "OK"
+
+    def watchpoint_packet(self, insert: bool, kind: str, args: str) -> str:
+        addr_text, _, len_text = args.partition(",")
+        addr = strip_tag(pk.parse_hex(addr_text) & MASK64)
+        length = pk.parse_hex(len_text.partition(";")[0])
+        if not 1 <= length <= MAX_WATCH_LEN:
+            return "E22"
+        mine = self.gdb_watches
+        key = (addr, length, kind)
+        if insert:
+            if key in mine:
+                return "OK"
+            if len(mine) >= MAX_WATCHPOINTS:
+                return "E28"                    # ENOSPC
+            try:
+                self.m.add_watch(addr, length, kind=kind, when="before")
+            except Exception:
+                return "E14"
+            mine.add(key)
+        elif key in mine:
+            mine.discard(key)
+            self.m.remove_watch(addr, length, kind)
+            for a, n, k in mine:                # another watch of that kind at that address
+                if a == addr and k == kind:
+                    self.m.add_watch(a, n, kind=k, when="before")
         return "OK"

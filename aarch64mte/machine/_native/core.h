@@ -143,6 +143,14 @@ typedef struct {
     uint64_t mte_insns, tag_granules_read, tag_granules_written, insn_bytes_written;
     uint64_t native_checks, native_traps, native_fills;
     uint64_t fast_touched;       /* the MTE instruction changed a tag on a fast page */
+    /* tag provenance (provenance.h): the last write of each granule's allocation tag and a
+     * ring of the most recent writes, in memory aarch64mte/machine/provenance.py owns */
+    uint64_t prov_on;            /* record tag writes */
+    uint64_t prov_seq;           /* tag writes recorded so far: the last one's number */
+    uint64_t prov_mask;          /* ring entries - 1 (a power of two less one) */
+    uint64_t *prov_ring;         /* 4 words an entry: seq, pa, pc, meta */
+    uint64_t *prov_last[CORE_MAX_REGIONS];  /* per region, 2 words a granule: pc, meta */
+    uint64_t prov_pc, prov_meta; /* the MTE instruction being run: its PC, kind and EL in meta */
 } core_t;
 
 #define ALIAS_SHIFT 40

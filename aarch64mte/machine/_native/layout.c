@@ -13,6 +13,7 @@ static const size_t offsets[] = {
     F(py_fetch), F(py_fill), F(tag_checks), F(checked_granules_read),
     F(checked_granules_written), F(mte_insns), F(tag_granules_read), F(tag_granules_written),
     F(insn_bytes_written), F(native_checks), F(native_traps), F(native_fills), F(fast_touched),
+    F(prov_on), F(prov_seq), F(prov_mask), F(prov_ring), F(prov_last), F(prov_pc), F(prov_meta),
     sizeof(core_t), sizeof(winfo_t), sizeof(stlb_t), sizeof(region_t), sizeof(ctlb_t),
     sizeof(tcache_t),
 };

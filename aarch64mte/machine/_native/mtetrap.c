@@ -10,6 +10,7 @@
 #include <string.h>
 #include "core.h"
 #include "mte_isa.h"
+#include "provenance.h"
 
 typedef struct {
     uint32_t word;
@@ -192,6 +193,8 @@ static inline uint8_t *data_ptr(core_t *c, const stlb_t *e, uint64_t va, uint64_
 
 static void write_tag(core_t *c, uint8_t *slot, region_t *r, unsigned tag)
 {
+    if (c->prov_on)
+        prov_record(c, r, slot, tag);
     if (*slot != tag) {
         uint64_t p = (uint64_t)(slot - r->tags) >> 6;       /* 1 KiB page within the region */
         if (r->fast[p] || (p > 0 && r->fast[p - 1]))
@@ -512,6 +515,7 @@ void mte_intr(uc_engine *uc, uint32_t intno, void *user)
                 uint64_t r0 = c->tag_granules_read, w0 = c->tag_granules_written;
                 uint64_t b0 = c->insn_bytes_written, rng = c->rng, rgsr = c->rgsr;
                 c->fast_touched = 0;
+                prov_begin(c, pc, in->op, el);
                 if (execute(c, uc, in, el)) {
                     c->mte_insns++;
                     c->native_traps++;
