@@ -44,6 +44,11 @@ class Counting:
     def _py_block_counter(self, handle, addr, size, ud) -> None:
         c = self.counter
         n = size >> 2
+        if addr & 3:                          # a misaligned PC (see blocks.c)
+            c.hit_limit = 2
+            c.last_addr, c.last_size = addr, 0
+            self.eng.emu_stop()
+            return
         if c.insns + n > c.limit:
             c.hit_limit = 1
             c.last_addr, c.last_size = addr, 0

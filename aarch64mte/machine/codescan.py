@@ -48,12 +48,17 @@ def is_ordered(word: int) -> bool:
 
 
 def is_store_exclusive(word: int) -> bool:
-    """STXR, STLXR (B, H, W, X), STXP, STLXP."""
-    return (word & 0x3FE07C00) == 0x08007C00 or (word & 0xBFE00000) == 0x88200000
+    """STXR, STLXR (B, H, W, X), STXP, STLXP; LDXP, LDAXP (pairs are all the slow path's); and
+    CLREX (which clears the slow path's monitor)."""
+    return ((word & 0x3FE07C00) == 0x08007C00 or (word & 0xBFE00000) == 0x88200000
+            or (word & 0xBFFF0000) == 0x887F0000 or (word & 0xFFFFF0FF) == CLREX)
+
+
+CLREX = 0xD503305F
 
 
 # the most significant byte of the words above (a first filter over a page)
-_CANDIDATE = frozenset(b"\x08\x48\x88\xc8\x38\x78\xb8\xf8\x19\x59\x99\xd9")
+_CANDIDATE = frozenset(b"\x08\x48\x88\xc8\x38\x78\xb8\xf8\x19\x59\x99\xd9\xd5")
 
 
 class CodeScanner:

@@ -9,7 +9,8 @@ from typing import List, Optional
 from unicorn import arm64_const as A
 
 from ..semantics import syndrome
-from ..semantics.exception_return import IllegalExceptionReturn, IllegalReturnPSTATE
+from ..semantics.exception_return import (PSTATE_IL, IllegalExceptionReturn,
+                                          IllegalReturnPSTATE)
 from . import checks
 from .exceptions import ExceptionRecord, TagFault, vector_offset
 from .memory import PAGE
@@ -44,6 +45,7 @@ class ExceptionUnit:
         self.to_el2 = None                  # the EL2 shim: takes every exception aimed at EL2
         self.monitor = None                 # the slow path's exclusive monitor: entry and
                                             # return clear it
+        self.eret_pass = False              # the run loop runs an ERET with SPSR.IL itself
 
     def has_vectors(self, el: int = 1) -> bool:
         return self.eng.rd(_VBAR[el]) != NO_VECTORS
@@ -227,6 +229,12 @@ class ExceptionUnit:
             if IllegalExceptionReturn(spsr, el, self.mmu.el2, self.mmu.hcr()):
                 # done by the run loop (illegal_return)
                 self.events.pending = ("insn", addr, "illegal-return")
+                self.eng.emu_stop()
+                return
+            if spsr & PSTATE_IL and not self.eret_pass:
+                # a legal return that restores PSTATE.IL = 1: the engine returns, and the run
+                # loop takes the Illegal Execution state exception that follows
+                self.events.pending = ("insn", addr, "eret-il")
                 self.eng.emu_stop()
                 return
             if self.monitor is not None:

@@ -8,7 +8,9 @@ AArch64.ExclusiveMonitorsPass checks alignment first.
 So an unaligned exclusive load that may proceed is performed here, and it arms this module's
 ``Monitor`` (the engine's own monitor cannot be set from outside). Every store-exclusive
 passes a code hook (``slowpath``); it comes here when it is unaligned or this monitor is
-armed, and otherwise runs in the engine against the engine's monitor.
+armed, and otherwise runs in the engine against the engine's monitor. Exclusive pairs always
+come here, loads and stores: the engine's STXP checks its tags in a helper whose fault stops
+the engine only after the next instruction. CLREX clears this monitor.
 """
 from __future__ import annotations
 
@@ -49,13 +51,17 @@ def _base(m, rn: int) -> int:
     return m.reg("sp") if rn == 31 else m.reg(f"x{rn}")
 
 
-def store_needs_python(m, word: int, monitor: Monitor) -> bool:
-    """A store-exclusive the engine would get wrong: unaligned, or facing this monitor."""
+def needs_python(m, word: int, monitor: Monitor) -> bool:
+    """An exclusive the engine would get wrong: any pair (the engine's STXP takes a failed tag
+    check only after the next instruction has run), or a store that is unaligned or faces this
+    monitor."""
     d = decode(word)
-    if d is None or not d[0]:
+    if d is None:
         return False
-    _, size, pair, _, _, rn, _ = d
-    return monitor.armed or _base(m, rn) % (2 * size if pair else size) != 0
+    store, size, pair, _, _, rn, _ = d
+    if pair:
+        return True
+    return store and (monitor.armed or _base(m, rn) % size != 0)
 
 
 def perform(m, word: int, pc: int, monitor: Monitor) -> Optional[faults.ArchFault]:

@@ -36,6 +36,7 @@ from unicorn import UcError, UC_HOOK_CODE
 from unicorn import arm64_const as A
 
 from ..semantics import faults, syndrome
+from ..semantics.exception_return import PSTATE_IL
 from . import checks, engine_words, profiles
 from . import native as native_lib
 from .adapter import Engine
@@ -666,6 +667,15 @@ class Machine:
                     self.exc.log.append(rec)
                     result = RunResult("exception", None, rec, pc)
                     break
+                if cnt.hit_limit == 2:
+                    # a block at a misaligned PC: the PC alignment fault (EC 0x22, FAR = PC)
+                    cnt.insns += 1
+                    try:
+                        self.traps.arch_fault(faults.PCAlignmentFault(pc), pc)
+                    except _Stop:
+                        pass
+                    result = self._take_stop()
+                    continue
                 if cnt.hit_limit:
                     if sliced < limit:
                         continue             # only the slice ended: go on
@@ -701,6 +711,8 @@ class Machine:
         """An instruction the slow path stopped before (``slowpath``): run it or take its
         fault."""
         counting = self.counting
+        if why == "eret-il":
+            return self._eret_with_il(pc)
         f = self.slowpath.finish(pc, why)
         if f is None:
             if self.eng.pc() != pc:
@@ -715,6 +727,25 @@ class Machine:
             counting.counter.insns += 1
         try:
             self.traps.arch_fault(f, at)
+        except _Stop:
+            pass
+        return self._take_stop()
+
+    def _eret_with_il(self, pc: int) -> Optional[RunResult]:
+        """An ERET whose SPSR has IL = 1: the engine runs it alone, then the instruction it
+        returns to takes the Illegal Execution state exception (the engine ignores PSTATE.IL);
+        SPSR_ELx.IL records it."""
+        self.counting.fix_count(pc, False)              # the ERET has not run yet
+        self.exc.eret_pass = True
+        try:
+            self.eng.emu_start(pc, 1)
+        finally:
+            self.exc.eret_pass = False
+        eng = self.eng
+        eng.wr(A.UC_ARM64_REG_PSTATE, eng.rd(A.UC_ARM64_REG_PSTATE) | PSTATE_IL)
+        self.counting.counter.insns += 1
+        try:
+            self.traps.arch_fault(faults.IllegalState(), eng.pc())
         except _Stop:
             pass
         return self._take_stop()

@@ -23,6 +23,7 @@ from typing import Optional
 
 from ..semantics import alignment, faults
 from . import atomics, checks, exclusives
+from .codescan import CLREX
 
 
 class SlowPath:
@@ -40,7 +41,9 @@ class SlowPath:
             return
         try:
             word = m.mmu.fetch_word(addr, m.regs.el)
-            if exclusives.store_needs_python(m, word, self.monitor):
+            if word & 0xFFFFF0FF == CLREX:
+                self.monitor.clear()
+            elif exclusives.needs_python(m, word, self.monitor):
                 m.events.pending = ("insn", addr, "exclusive")
                 m.eng.emu_stop()
             elif self._alignment_fault(addr) is not None:
@@ -82,7 +85,7 @@ class SlowPath:
         if atomics.decode(word) is not None:
             return atomics.perform(m, word, pc)
         if exclusives.decode(word) is not None:
-            if why == "exclusive" and not exclusives.store_needs_python(m, word, self.monitor):
+            if why == "exclusive" and not exclusives.needs_python(m, word, self.monitor):
                 self.pass_pc = pc
                 return None
             return exclusives.perform(m, word, pc, self.monitor)

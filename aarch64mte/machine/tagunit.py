@@ -235,6 +235,10 @@ class TagUnit:
         info = checks.analyse(self.mmu.fetch_word(pc, el))
         if info is None or info.base is None:
             return                   # not a load/store this check understands
+        if info.writes != info.reads:
+            # the instruction's own direction: a store-exclusive's engine also reads (its
+            # compare-and-swap), an atomic's both
+            write = info.writes
         ael = 0 if info.unpriv and not ps & PSTATE_UAO else el
         va = checks.effective_address(info, eng.rd)
         r = self.mmu.regime(ael)
@@ -248,7 +252,9 @@ class TagUnit:
         end = va + n
         while g < end:
             gva = g if g > va else va
-            t = self.mmu.stage1.translate(gva, ael, WRITE if write and not rmw else READ, r)
+            # a read-modify-write translates as a write first: its permission fault comes
+            # before any tag check (the engine reads before it writes)
+            t = self.mmu.stage1.translate(gva, ael, WRITE if write or rmw else READ, r)
             if isinstance(t, WalkFault):
                 break                            # the engine reports that fault itself
             if t.tagged and self.ram.contains(t.pa):

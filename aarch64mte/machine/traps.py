@@ -205,6 +205,8 @@ class Traps:
         elif isinstance(f, faults.SysRegTrap):
             take("sysreg_trap", syndrome.esr(syndrome.EC_SYSREG, f.iss), None, pc, pc,
                  target_el=f.target_el)
+        elif isinstance(f, faults.PCAlignmentFault):
+            take("pc_alignment", syndrome.esr(syndrome.EC_PC_ALIGN, 0), f.pc, pc, pc)
         elif isinstance(f, faults.IllegalState):
             take("illegal_state", syndrome.esr(syndrome.EC_ILLEGAL_STATE, 0), None, pc, pc)
         elif isinstance(f, faults.SPAlignmentFault):

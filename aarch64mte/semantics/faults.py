@@ -69,3 +69,10 @@ class SPAlignmentFault(ArchFault):
 @dataclass
 class IllegalState(ArchFault):
     """Illegal Execution state (EC 0x0E): PSTATE.IL was set by an illegal exception return."""
+
+
+@dataclass
+class PCAlignmentFault(ArchFault):
+    """PC alignment fault (EC 0x22): a branch or return to an address with bits [1:0] set."""
+
+    pc: int

@@ -112,12 +112,6 @@ def test_attribution_on_harness(side, harness):
 
 
 # --- store-exclusives are checked as stores -------------------------------------------------------
-STORE_EXCLUSIVE_IS_READ = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "machine bug: a store-exclusive the engine performs (an aligned STXR/STLXR/STXP/STLXP) "
-    "is tag-checked as a read: WnR = 0, and synchronous under asymmetric TCF"))
-PAIR_RUNS_NEXT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "machine bug: the synchronous tag-check fault of STXP/STLXP is taken after the next "
-    "instruction has run (and that instruction runs again after the handler)"))
 STORE_EXCLUSIVES = [("ldxr x9, [x5]", "stxr w12, x9, [x5]"),
                     ("ldxr x9, [x5]", "stlxr w12, x9, [x5]"),
                     ("ldxp x9, x10, [x5]", "stxp w12, x9, x10, [x5]"),
@@ -127,8 +121,7 @@ STORE_EXCLUSIVES = [("ldxr x9, [x5]", "stxr w12, x9, [x5]"),
 def _se_params():
     out = []
     for load, store in STORE_EXCLUSIVES:
-        out.append(pytest.param(load, store, 0, marks=STORE_EXCLUSIVE_IS_READ,
-                                id=store.split()[0] + "-aligned"))
+        out.append(pytest.param(load, store, 0, id=store.split()[0] + "-aligned"))
     out.append(pytest.param("ldxr w9, [x5]", "stxr w12, w9, [x5]", 5, id="stxr-w-unaligned"))
     return out
 
@@ -154,8 +147,8 @@ def test_store_exclusive_tag_check_is_a_store(native, load, store, off):
 
 @pytest.mark.parametrize("load,store", [
     pytest.param(*STORE_EXCLUSIVES[0], id="stxr"),
-    pytest.param(*STORE_EXCLUSIVES[2], id="stxp", marks=PAIR_RUNS_NEXT),
-    pytest.param(*STORE_EXCLUSIVES[3], id="stlxp", marks=PAIR_RUNS_NEXT)])
+    pytest.param(*STORE_EXCLUSIVES[2], id="stxp"),
+    pytest.param(*STORE_EXCLUSIVES[3], id="stlxp")])
 def test_store_exclusive_fault_is_taken_before_the_next_instruction(native, load, store):
     # A synchronous exception is taken at the faulting instruction: the ADD after it runs
     # once, after the handler returns (x11 = 1).
@@ -166,9 +159,7 @@ def test_store_exclusive_fault_is_taken_before_the_next_instruction(native, load
     assert run.reg("x11") == 1
 
 
-def test_store_exclusive_tag_check_on_harness(side, harness, request):
-    if side != "qemu":
-        request.applymarker(STORE_EXCLUSIVE_IS_READ)
+def test_store_exclusive_tag_check_on_harness(side, harness):
     r = harness.result(side, "store_exclusive_sync")
     assert r.exc == [(TAG_WRITE, tagged(harness.P, 5), 12)] and 12 not in r.regs
     r = harness.result(side, "store_exclusive_asymm")

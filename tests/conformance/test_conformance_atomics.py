@@ -88,10 +88,7 @@ def test_atomic_translation_fault_wnr(native, insn):
 
 
 @pytest.mark.parametrize("insn", [
-    pytest.param(i, marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-        "machine bug: an atomic the engine runs is tag-checked before its write permission is "
-        "checked, so a read-only page with a mismatching tag reports a tag-check fault")))
-    for i in ("ldadd x9, x10, [x5]", "swp x9, x10, [x5]", "cas x9, x10, [x5]",
+    pytest.param(i) for i in ("ldadd x9, x10, [x5]", "swp x9, x10, [x5]", "cas x9, x10, [x5]",
               "casp x12, x13, x14, x15, [x5]", "stadd x9, [x5]")]
     + ["ldsminb w9, w10, [x5]", "str x9, [x5]"])
 def test_permission_fault_outranks_the_tag_check(native, insn):

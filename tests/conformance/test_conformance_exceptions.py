@@ -52,17 +52,6 @@ def fragile(tmp_path_factory):
     return out
 
 
-UNIMPLEMENTED_STOPS = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "machine choice: FAMAX/FAMIN/FSCALE words stop the run as 'unsupported' "
-    "(docs/engine-words.md) where a CPU without FEAT_FAMINMAX/FEAT_FP8 takes UNDEFINED"))
-IL_NOT_RESTORED = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "machine bug: a legal ERET with SPSR.IL = 1 does not set PSTATE.IL, so the next "
-    "instruction runs instead of taking the Illegal Execution state exception"))
-STRADDLE_RUNS = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "machine bug: a misaligned PC whose four bytes decode to a valid instruction executes it; "
-    "the PC alignment fault is taken only at a later misaligned PC"))
-
-
 # --- 12. ID registers -----------------------------------------------------------------------------
 def test_id_registers_advertise_lse2_mte_perm_and_aarch64_only(native):
     run = run_body("\n".join(IDS) + "\n", native)
@@ -106,10 +95,9 @@ def test_illegal_exception_return(native, spsr_m, why):
 @pytest.mark.parametrize("mode", [pytest.param(0b00100, id="el1t"),
                                   pytest.param(0b00101, id="el1h"),
                                   pytest.param(0b00000, id="el0t")])
-def test_legal_return_restores_pstate_il(native, mode, request):
+def test_legal_return_restores_pstate_il(native, mode):
     # AArch64.ExceptionReturn sets PSTATE.IL from SPSR.IL even when the return is legal: the
     # first instruction at ELR takes the Illegal Execution state exception.
-    request.applymarker(IL_NOT_RESTORED)
     run = run_body(f"adr x12, target\nmsr elr_el1, x12\nmov x13, #{mode:#x}\n"
                    "orr x13, x13, #(1 << 20)\nmsr spsr_el1, x13\neret\ntarget: nop\n"
                    "mov x14, #1\n", native)
@@ -124,11 +112,9 @@ def test_illegal_return_to_el2_on_harness(side, harness):
     assert r.exc[0][0::2] == (ILLEGAL_STATE, 20)
 
 
-def test_harness_resume_with_spsr_il_on_harness(side, harness, request):
+def test_harness_resume_with_spsr_il_on_harness(side, harness):
     # The harness resumes the body by ERET with the SPSR the exception saved, IL = 1, so each
     # following instruction takes EC 0x0E too (QEMU: the NOP at 24 and on).
-    if side != "qemu":
-        request.applymarker(IL_NOT_RESTORED)
     r = harness.result(side, "eret_legal_with_il")
     assert [(esr, off) for esr, _, off in r.exc[:2]] == [(ILLEGAL_STATE, 24), (ILLEGAL_STATE, 28)]
 
@@ -147,9 +133,8 @@ def test_misaligned_pc_takes_pc_alignment_fault(native, how):
     assert run.reg("x14") == 1
 
 
-def test_misaligned_pc_on_a_valid_straddling_word(native, request):
+def test_misaligned_pc_on_a_valid_straddling_word(native):
     # The four bytes at target + 2 decode as EON x3, x8, x1, ROR #53; it must not run.
-    request.applymarker(STRADDLE_RUNS)
     run = run_body("adr x12, target\nadd x12, x12, #2\nbr x12\n"
                    "target: .inst 0xd503d503\n.inst 0xcae1cae1\n", native, regs={"x3": 7})
     ended(run)
@@ -165,9 +150,7 @@ def test_pc_alignment_on_harness(side, harness):
     assert (esr, off) == (PC_ALIGN, 14) and far == r.regs[12]
 
 
-def test_pc_alignment_straddle_on_harness(side, fragile, request):
-    if side != "qemu":
-        request.applymarker(STRADDLE_RUNS)
+def test_pc_alignment_straddle_on_harness(side, fragile):
     h = fragile["pc_straddle"]
     r = h.result(side, "pc_straddle")
     assert [(esr, off) for esr, _, off in r.exc[:2]] == [(PC_ALIGN, 14), (PC_ALIGN, 18)]
@@ -177,7 +160,7 @@ def test_pc_alignment_straddle_on_harness(side, fragile, request):
 # --- 14. words that abort Unicorn's translator ----------------------------------------------------
 def _word_params():
     return ([pytest.param(w, id=f"{w:08x}") for w in UNALLOCATED]
-            + [pytest.param(w, id=f"{w:08x}", marks=UNIMPLEMENTED_STOPS) for w in UNIMPLEMENTED])
+            + [pytest.param(w, id=f"{w:08x}") for w in UNIMPLEMENTED])
 
 
 @pytest.mark.parametrize("word", _word_params())
@@ -228,10 +211,9 @@ def test_translator_aborting_word_on_harness(side, harness, word):
 
 
 @pytest.mark.parametrize("word", UNIMPLEMENTED, ids=lambda w: f"{w:08x}")
-def test_unimplemented_feature_word_on_harness(side, fragile, word, request):
-    # QEMU 10's max CPU implements neither FEAT_FAMINMAX nor FEAT_FP8: UNDEFINED
-    if side != "qemu":
-        request.applymarker(UNIMPLEMENTED_STOPS)
+def test_unimplemented_feature_word_on_harness(side, fragile, word):
+    # QEMU 10's max CPU implements neither FEAT_FAMINMAX nor FEAT_FP8, nor does this one
+    # (ID_AA64ISAR3_EL1, ID_AA64FPFR0_EL1): UNDEFINED
     name = f"word_{word:08x}"
     r = fragile[name].result(side, name)
     assert [(esr, off) for esr, _, off in r.exc] == [(UNDEFINED, 0)]
