@@ -49,9 +49,15 @@ def is_ordered(word: int) -> bool:
 
 def is_store_exclusive(word: int) -> bool:
     """STXR, STLXR (B, H, W, X), STXP, STLXP; LDXP, LDAXP (pairs are all the slow path's); and
-    CLREX (which clears the slow path's monitor)."""
+    CLREX and LDXR/LDAXR (which take the monitor from the slow path's)."""
     return ((word & 0x3FE07C00) == 0x08007C00 or (word & 0xBFE00000) == 0x88200000
-            or (word & 0xBFFF0000) == 0x887F0000 or (word & 0xFFFFF0FF) == CLREX)
+            or (word & 0xBFFF0000) == 0x887F0000 or (word & 0xFFFFF0FF) == CLREX
+            or is_load_exclusive(word))
+
+
+def is_load_exclusive(word: int) -> bool:
+    """LDXR, LDAXR (B, H, W, X): one the engine runs takes over the monitor."""
+    return (word & 0x3FFF7C00) == 0x085F7C00
 
 
 CLREX = 0xD503305F

@@ -23,7 +23,7 @@ from typing import Optional
 
 from ..semantics import alignment, faults
 from . import atomics, checks, exclusives
-from .codescan import CLREX
+from .codescan import CLREX, is_load_exclusive
 
 
 class SlowPath:
@@ -41,7 +41,9 @@ class SlowPath:
             return
         try:
             word = m.mmu.fetch_word(addr, m.regs.el)
-            if word & 0xFFFFF0FF == CLREX:
+            if word & 0xFFFFF0FF == CLREX or is_load_exclusive(word):
+                # the engine's exclusive load arms the engine's monitor; an unaligned one
+                # comes back as the engine's Alignment fault and arms this one again
                 self.monitor.clear()
             elif exclusives.needs_python(m, word, self.monitor):
                 m.events.pending = ("insn", addr, "exclusive")

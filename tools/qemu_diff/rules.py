@@ -100,10 +100,6 @@ def cas_transl_wnr(t, k, q, e, d) -> bool:
             and _only(d, {"exc"}))
 
 
-_MULTI = ("ldp", "stp", "ldnp", "stnp", "ldpsw", "ld1", "ld2", "ld3", "ld4", "st1", "st2",
-          "st3", "st4", "stz2g", "st2g", "stgp")
-
-
 def partial_effect(t, k, q, e, d) -> bool:
     """An instruction of several accesses that both sides fault on identically, where one side
     performed some of its accesses before the fault: only memory or the registers it loads
@@ -111,13 +107,24 @@ def partial_effect(t, k, q, e, d) -> bool:
     if not _only(d, {"mem", "regs", "tags"}):
         return False
     for j in range(1, k + 1):
-        if not _op(t, j).split(".")[0].startswith(_MULTI):
+        if not _op(t, j).split(".")[0].startswith(("ld", "st")):
             continue
         off = 4 * (j - 1)
         qa, ea = _at(q, off), _at(e, off)
         if len(qa) == 1 and qa == ea:
             return True
     return False
+
+
+def board_flash(t, k, q, e, d) -> bool:
+    """A load or store that reaches the low 128 MiB of the physical address space: QEMU's virt
+    board has its flash there (reads 0, stores ignored); this board has no memory there (a
+    synchronous External abort)."""
+    off = 4 * (k - 1)
+    qa, ea = _at(q, off), _at(e, off)
+    if qa or len(ea) != 1 or ea[0][0] & 0x3F != 0b010000:
+        return False
+    return (ea[0][1] & ((1 << 48) - 1)) < 0x0800_0000 and _only(d, {"exc", "regs"})
 
 
 def fault_order(t, k, q, e, d) -> bool:
@@ -254,6 +261,11 @@ RULES = [
          "such an access the same way (e.g. the Cortex-A77 TRM: 'the access is split into two "
          "stores'). aarch64mte undoes them for tag-check faults only; neither side is wrong",
          "performs a different subset of the accesses before the fault", partial_effect),
+    Rule("board-flash (not the architecture)",
+         "what lies at a physical address is the board's: QEMU virt maps flash at 0-128 MiB, "
+         "the aarch64mte board only RAM at 0x4000_0000 and the UART, so an access there is a "
+         "synchronous External abort (DFSC 0b010000)",
+         "reads flash (0) and ignores stores there", board_flash),
     Rule("fault-order (both permitted)",
          "a misaligned or page-crossing access is made byte by byte in the pseudocode "
          "(Mem[] calls AArch64.MemSingle per part); which part's fault is reported first, and "
