@@ -6,7 +6,8 @@ A fresh venv (`--system-site-packages`, so the dependencies already installed ar
 The commands come from README.md itself -- the set-up block and every fenced `$ aarch64mte ...`
 line -- never from a list kept here, and each must exit as the README's output says and print
 every line the README shows for it (`...` marks lines the README leaves out). The working
-directory holds only the user's own inputs the commands name (`asm/*.S`), so anything else a
+directory holds only the user's own inputs the commands name (`asm/*.S`, `asm/hyp/`,
+`asm/kvm/`), so anything else a
 command needs must come from the installed package.
 
 This takes a minute or two (a wheel build, the tag-copy sweep).
@@ -120,6 +121,8 @@ class Installed:
         (self.work / "asm").mkdir(parents=True)
         for src in (ROOT / "asm").glob("*.S"):   # the inputs README commands name, no more
             shutil.copy2(src, self.work / "asm" / src.name)
+        for sub in ("hyp", "kvm"):                # the hypervisor and KVM guests it names
+            shutil.copytree(ROOT / "asm" / sub, self.work / "asm" / sub)
         self.log = []
 
     def sh(self, command: str, cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
