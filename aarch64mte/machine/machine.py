@@ -713,10 +713,23 @@ class Machine:
         counting = self.counting
         if why == "eret-il":
             return self._eret_with_il(pc)
+        debugging = self.debugging
+        if why in ("emulate", "exclusive", "engine-align") and debugging.watches:
+            # a watch that stops before the access stops before it here too
+            el = self.regs.el
+            hit = debugging.on_refused_access(pc, self.mmu.fetch_word(pc, el), self.eng.rd, el)
+            if hit is not None:
+                counting.fix_count(pc, False)
+                return RunResult("watchpoint", None, None, pc, hit)
         f = self.slowpath.finish(pc, why)
         if f is None:
             if self.eng.pc() != pc:
                 counting.fix_count(pc, True)            # performed here
+                if debugging.watches:
+                    debugging.check_after(pc)           # the writes it made (note_data_write)
+                    ev = self.events.take()
+                    if ev is not None and ev[0] == "watch":
+                        return RunResult("watchpoint", None, None, self.eng.pc(), ev[1])
             else:
                 counting.fix_count(pc, False)           # runs in the engine next
             return None
