@@ -15,7 +15,10 @@ and these words get what they need:
   does not; store-exclusives get the same hook (``exclusives``).
 
 Hooks are keyed by virtual address and check the word they find there when they fire, so code
-that changed under them costs a look and nothing else. Unicorn calls a code hook only from code
+that changed under them costs a look and nothing else. Unicorn retranslates code written under
+it by itself, with no TLB fill, so the MMU keeps the engine's mappings of scanned pages
+unwritable and of data pages unexecutable (``Mmu.code_pages``): a write to code runs alone and
+its page is fetched, so scanned, again; a fetch from a page data fills mapped refills. Unicorn calls a code hook only from code
 translated after it was added: a page is scanned before its first translation, and a change of
 SCTLR_ELx.A drops all translated code.
 """
@@ -85,6 +88,7 @@ class CodeScanner:
         self._scanned = set()                   # (VA page, PA page)
         self._scanned_pa = set()
         mmu.on_code_page = self.page_fetched
+        mmu.code_pages = self._scanned_pa
         mmu.on_invalidate.append(self.forget)
 
     # --- scanning ---------------------------------------------------------------------------
@@ -98,6 +102,8 @@ class CodeScanner:
             self._scan_bytes(addr + off, data[off:off + PAGE])
 
     def _scan(self, vpage: int, ppage: int) -> None:
+        if ppage not in self._scanned_pa:
+            self.mmu.became_code(vpage, ppage)
         self._scanned.add((vpage, ppage))
         self._scanned_pa.add(ppage)
         ram = self.mmu.ram

@@ -588,6 +588,7 @@ class Machine:
                 if step_alone:                   # watched pages are read-only again
                     step_alone = False
                     self.mmu.nta_pass = False
+                    self.mmu.code_write_pass = False
                     debugging.watch_pass = False
                     self.mmu.invalidate()
                 pc = eng.pc()
@@ -621,6 +622,18 @@ class Machine:
                     if kind == "retranslate":
                         counting.fix_count(pc, False)
                         continue
+                if events.flush_tlb:
+                    events.flush_tlb = False
+                    self.mmu.invalidate()
+                if err is not None and events.code_write is not None:
+                    # a write to fetched code: run it alone, writable; the page is then
+                    # fetched, so scanned, again (the invalidate after the step)
+                    events.code_write = None
+                    counting.fix_count(pc, False)
+                    self.mmu.code_write_pass = True
+                    self.mmu.invalidate()
+                    step_alone = True
+                    continue
                 if err is not None and events.watch_trap is not None:
                     # an access to a watched page: stop before it, or run it alone and look
                     events.watch_trap = None
@@ -694,9 +707,10 @@ class Machine:
         finally:
             events.stop_requested = False          # consumed by this run (or left by none)
             core.in_fault = 0
-            if debugging.watch_pass or self.mmu.nta_pass:
+            if debugging.watch_pass or self.mmu.nta_pass or self.mmu.code_write_pass:
                 debugging.watch_pass = False
                 self.mmu.nta_pass = False
+                self.mmu.code_write_pass = False
                 self.mmu.invalidate()
             counting.publish(self.tagunit, self.mteunit)
         return result

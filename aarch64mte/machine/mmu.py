@@ -32,7 +32,7 @@ HCR_VM, HCR_DC, HCR_DCT = 1 << 0, 1 << 12, 1 << 57
 HCR_MASK = (1 << 59) - 1
 from .sysregs import ENCODINGS
 from ..semantics.pseudocode import TranslationRegime
-from .translation import (FETCH, PROT_W, READ, WRITE, Regime, Stage1, Translation, WalkFault,
+from .translation import (FETCH, PROT_W, PROT_X, READ, WRITE, Regime, Stage1, Translation, WalkFault,
                           el2_tcr, strip_tag)
 
 PSTATE_UAO = 1 << 23                # LDTR/STTR at EL1 behave as ordinary accesses
@@ -71,6 +71,9 @@ class Mmu:
         self.on_code_page = None
         self.nta_checked = lambda va, el, r: False   # the tag unit: could va be tag checked
         self.nta_pass = False               # one unchecked access to NoTagAccess memory
+        self.code_pages = set()             # PA pages code was fetched from (the scanner's)
+        self.code_write_pass = False        # one instruction may write to them
+        self._data_filled = set()           # 4 KiB PA pages a data fill mapped since a flush
 
     # --- the regime ------------------------------------------------------------------------
     def hcr(self) -> int:
@@ -120,6 +123,7 @@ class Mmu:
         guest's own TLBI is flushing it)."""
         self._regimes.clear()
         self._code_pa.clear()
+        self._data_filled.clear()
         core = self.core
         core.regime_valid = 0
         self._core_valid = False
@@ -216,10 +220,19 @@ class Mmu:
                 return False
             pa = t.pa
             page = pa & ~(PAGE - 1)
+            code = page in self.code_pages
+            if acc == WRITE and code and not self.code_write_pass:
+                # a write to fetched code: the run loop runs it alone, then the code is
+                # scanned again (Unicorn retranslates written code on its own, without a fill)
+                events.code_write = vaddr
+                return False
             if acc == FETCH:
                 self._code_page(vaddr, pa)
                 if self.on_code_page is not None:
                     self.on_code_page(vaddr & ~(PAGE - 1), page)
+                code = True
+            else:
+                self._data_filled.add(pa & ~0xFFF)
             if self.ram.contains(pa):
                 page = self.page_mapper(vaddr, el, r, t, page)
                 if page is None:
@@ -228,7 +241,11 @@ class Mmu:
                 events.fill_fault = (vaddr, acc, WalkFault("external", 0), el)
                 return False
             perms = t.perms
-            if acc != FETCH and el == self.regs_el() and not t.nta:
+            if not code:
+                perms &= ~PROT_X                 # a fetch from it comes to this fill: scanned
+            if code and not self.code_write_pass:
+                perms &= ~PROT_W                 # writes to code come back to this fill
+            elif acc != FETCH and el == self.regs_el() and not t.nta:
                 self._cache_translation(vaddr, el, acc == WRITE, t, r)
             if self.watch_filter is not None:
                 verdict = self.watch_filter(pa & ~(PAGE - 1), acc, vaddr)
@@ -250,9 +267,23 @@ class Mmu:
         e.key = (v & ~0xFFF) | 1
         e.el = el
         e.pa = t.pa & ~0xFFF
-        e.perms = t.perms
+        e.perms = t.perms & ~PROT_X               # data only: fetches come to the Python fill
         e.flags = ((native.TC_RAM if self.ram.contains(t.pa & ~0xFFF, 0x1000) else 0)
                    | (native.TC_TAGGED if t.tagged else 0))
+
+    def became_code(self, vpage: int, ppage: int) -> None:
+        """``ppage`` (scanned now) holds fetched code: writes to it must come back to the fill
+        (``code_pages``). The native fill's cached translations of that 4 KiB VA page go; if a
+        data fill may have mapped it writable since the last flush, the run loop flushes the
+        engine's TLB at its next stop."""
+        key = (vpage & ~0xFFF) | 1
+        for kind in self.core.tcache:
+            e = kind[(vpage >> 12) & (native.TC_N - 1)]
+            if e.key == key:
+                e.key = 0
+        if (ppage & ~0xFFF) in self._data_filled:
+            self.events.flush_tlb = True
+            self.eng.emu_stop()
 
     def _code_page(self, va: int, pa: int) -> None:
         """Tell the native tag check where the code of this 4 KiB page is."""
