@@ -298,14 +298,14 @@ def program(area: str, rng: random.Random) -> Program:
 
 
 def cases(area: str, n: int, seed: int, el=None, tcf=None, max_insns: int = 2000) -> list[dict]:
-    """``n`` cases of ``area`` from ``seed`` (the same seed gives the same cases); EL and TCF
-    drawn unless given."""
+    """``n`` cases of ``area`` from ``seed`` (the same seed gives the same cases, whatever EL and
+    TCF are given: they are drawn either way, then replaced)."""
     rng = random.Random(f"{area}:{seed}")
     out = []
     for i in range(n):
+        drawn_el, drawn_tcf = rng.choice((0, 1)), rng.choice(TCF_MODES)
         case = {"id": f"{area}:{seed}:{i}", "area": area,
-                "el": rng.choice((0, 1)) if el is None else el,
-                "tcf": rng.choice(TCF_MODES) if tcf is None else tcf,
+                "el": drawn_el if el is None else el, "tcf": drawn_tcf if tcf is None else tcf,
                 "max_insns": max_insns, "seed": rng.getrandbits(32)}
         if area == "words":
             case["word"] = rng.getrandbits(32)
