@@ -179,17 +179,18 @@ def run_case(board: Board, case: dict, dog: Watchdog) -> dict:
         out.update(reason=r.reason, code=r.code, insns=m.counters.insns,
                    exceptions=m.counters.exceptions_taken, el=m.el,
                    last_ecs=[e.ec for e in m.exception_log[-3:]])
-        pstate = m.reg("pstate")
         if verdict is not None:
             out["kind"] = verdict
-        elif pstate & 0x10:
-            out["kind"] = "aarch32"
         elif r.reason not in REASONS:
             out["kind"] = "reason"
         elif m.counters.insns > case["max_insns"]:
             out["kind"] = "over-budget"
         elif m.el not in (0, 1):
             out["kind"] = "el"
+        # in AArch32 now, or an exception came from there (SPSR_EL1.M[4]): the A64-only
+        # machine was in AArch32, which explains whatever else went wrong
+        if m.reg("pstate") & 0x10 or (out["kind"] != "ok" and m.reg("spsr_el1") & 0x10):
+            out["kind"] = "aarch32"
     except MteError as e:
         out.update(kind="stop", message=str(e))
         if "\n" in str(e):

@@ -64,6 +64,7 @@ class Program:
         self.data: list[str] = []
         self.tail: list[str] = []       # text after the exit (tables, slots)
         self.stored: list[int] = []     # words stored into code at run time
+        self.spsr: list[int] = []       # values written to SPSR_EL1 before an ERET
         self.n = 0
 
     def label(self, stem: str) -> str:
@@ -194,6 +195,7 @@ def sysreg(p: Program) -> None:
             spsr |= 1 << 25                                  # TCO
         if rng.random() < 0.1:
             spsr |= 1 << 21                                  # SS
+        p.spsr.append(spsr)
         p.emit(*load_imm(reg, spsr), f"msr spsr_el1, {reg}")
         target = rng.random()
         if target < 0.7:
@@ -314,5 +316,7 @@ def cases(area: str, n: int, seed: int, el=None, tcf=None, max_insns: int = 2000
             case["source"] = p.source()
             if p.stored:
                 case["stored"] = p.stored
+            if p.spsr:
+                case["spsr"] = p.spsr
         out.append(case)
     return out

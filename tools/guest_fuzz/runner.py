@@ -156,6 +156,10 @@ def known(f: Finding) -> str | None:
     """Why a finding is known, or None when it is new."""
     if f.kind in KNOWN:
         return KNOWN[f.kind]
+    if any(v & 0x10 for v in f.case.get("spsr", ())) and f.kind != "crash":
+        # once in AArch32 the engine runs the A64 vectors as A32 and its PSTATE as read
+        # through the A64 interface no longer says so: whatever follows is that finding
+        return KNOWN["aarch32"]
     if f.kind == "crash" and "SIGABRT" in f.detail:
         from aarch64mte.machine import engine_words
         words = list(f.aborting) + list(f.case.get("stored", ()))
