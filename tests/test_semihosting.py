@@ -142,6 +142,13 @@ FAILING = [
      MINUS_ONE, errno.EFAULT, True),
     ("read: buffer not in memory", "mov x0, #6\n        adr x1, read_bad_buf",
      5, errno.EFAULT, False),
+    ("read: buffer runs off the end of RAM", "mov x0, #6\n        adr x1, read_off_ram",
+     32, errno.EFAULT, False),
+    ("read: length past the top of the address space", "mov x0, #6\n        adr x1, read_huge",
+     MINUS_ONE, errno.EFAULT, False),
+    ("open: name runs off the end of RAM", "mov x2, #0x47ff0000\n        movk x2, #0xfff8\n"
+     "        mov x3, #0x3f3f3f3f3f3f3f3f\n        str x3, [x2]\n        mov x0, #1\n"
+     "        adr x1, open_off_ram", MINUS_ONE, errno.EFAULT, True),
     ("open: block not in memory", f"mov x0, #1\n        mov x1, #{BAD:#x}",
      MINUS_ONE, errno.EFAULT, True),
     ("open: name not in memory", "mov x0, #1\n        adr x1, open_bad_name",
@@ -161,6 +168,9 @@ write_off_ram:    .quad 1, {RAM_END - 16:#x}, 32
 write_bad_handle: .quad 77, exit_block, 5
 write_huge:       .quad 1, exit_block, 0xffffffffffffffff
 read_bad_buf:     .quad 0, {BAD:#x}, 5
+read_off_ram:     .quad 0, {RAM_END - 16:#x}, 32
+read_huge:        .quad 0, exit_block, 0xffffffffffffffff
+open_off_ram:     .quad {RAM_END - 8:#x}, 0, 3
 open_bad_name:    .quad {BAD:#x}, 0, 3
 open_bad_mode:    .quad tt, 12, 3
 open_tt:          .quad tt, 4, 3
