@@ -9,9 +9,9 @@
 Whatever a guest passes, a semihosting call ends in a guest-visible result, never a host error.
 A block, buffer or string the call needs that is not in guest memory (unmapped, or mapped to an
 address with neither RAM nor a device behind it) is, in ``Board.semihost`` alone:
-- for a call that can report failure, its failure result: -1 in x0 (SYS_WRITE and SYS_READ:
-  the byte count, nothing transferred) and SYS_ERRNO = EFAULT, as QEMU's arm-compat-semi.c
-  gives it;
+- for a call that can report failure, its failure result: -1 in x0 (a SYS_WRITE or SYS_READ
+  buffer: the byte count, nothing transferred) and SYS_ERRNO = EFAULT, as QEMU's
+  arm-compat-semi.c gives it;
 - for a call the specification gives no failure result (SYS_WRITEC, SYS_WRITE0, SYS_HEAPINFO,
   SYS_EXIT, SYS_EXIT_EXTENDED), a ``SemihostingError`` naming the call and the address: the run
   stops with that one line. (QEMU 10 instead writes 0xdeadbeef or -1 to x0 and runs on.)
