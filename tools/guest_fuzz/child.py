@@ -4,8 +4,8 @@
 
 The parent (``runner.py``) reads the lines. Before each case the child prints ``{"start": ID}``
 and, once the program is loaded, ``{"aborting": [...]}`` (the translator-aborting words in its
-text, from ``engine_words``), so when the process dies the parent knows which case killed it. After each
-case: ``{"id": ID, "kind": ..., ...}`` where kind is ``ok``, ``stop`` (the machine refused with a
+text, from ``engine_words``), so when the process dies the parent knows which case killed it.
+After each case: ``{"id": ID, "kind": ..., ...}`` where kind is ``ok``, ``stop`` (the machine refused with a
 one-line message: an ``MteError``), ``traceback`` (any other Python exception), ``hang`` (a
 watchdog stopped a run that went on past ``--hang`` seconds), ``uncounted`` (more exceptions
 taken than the instruction budget: exception entries that are not counted), ``aarch32`` (the
