@@ -19,6 +19,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from aarch64mte.assembler import assemble
 from conftest import LONG, examples
@@ -48,10 +49,14 @@ def lane(native: bool) -> None:
         pytest.skip("the native extension is not built")
 
 
-def test_generated_programs_assemble():
-    for area in gen.AREAS[1:]:
-        for case in gen.cases(area, 25, 99):
-            assemble(case["source"])
+@settings(max_examples=examples(60, 3000), deadline=None)
+@given(area=st.sampled_from(gen.AREAS[1:]), seed=st.integers(0, 2**32 - 1))
+def test_generated_programs_assemble_and_repeat(area, seed):
+    # every program the grammar makes is valid assembly, and a case id names one case
+    first, again = gen.cases(area, 3, seed), gen.cases(area, 3, seed)
+    assert first == again
+    for case in first:
+        assemble(case["source"])
 
 
 def test_word_template_and_vectors_assemble():
