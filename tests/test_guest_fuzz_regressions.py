@@ -302,3 +302,83 @@ def test_a_tag_faulting_loop_keeps_a_bounded_fault_log():
     assert r.reason == "insn-limit" and m.reg("tfsr_el1") == 1
     assert len(m.tag_faults) <= 2 * FAULT_LOG_LIMIT
     assert len(m.tag_faults) + m.tagunit.faults_dropped == 49_999
+
+
+# --- what the instruction an exception return lands on raises first ---------------------------
+# The synchronous exception priority order (Arm ARM D1.3, "Prioritization of synchronous
+# exceptions"): a PC alignment fault, then an Instruction Abort on the fetch, come before the
+# Illegal Execution state exception. PSTATE.IL = 1 comes from an illegal return or from a legal
+# one whose SPSR has IL = 1 (AArch64.ExceptionReturn copies SPSR.IL); either way the instruction
+# at ELR takes the first of them, and counts as one instruction, as any faulting one does.
+IL_RETURN = """
+        ldr x7, ={spsr:#x}
+        msr spsr_el1, x7
+        ldr x7, ={elr}
+        msr elr_el1, x7
+        eret
+target: nop
+        nop
+        .ltorg
+"""
+SPSR_LEGAL_IL = 0x0010_0005          # EL1h, IL
+SPSR_ILLEGAL = 0b01001               # EL2h on a board without EL2: an illegal return
+
+
+@pytest.mark.parametrize("native", PATHS)
+@pytest.mark.parametrize("spsr", [SPSR_LEGAL_IL, SPSR_ILLEGAL], ids=["legal-il", "illegal"])
+@pytest.mark.parametrize("elr, kind, ec", [
+    ("target", "illegal_state", EC_ILLEGAL_STATE),
+    ("target + 2", "pc_alignment", 0x22),
+    ("0xfffffffffffffffc", "instruction_abort", EC_IABT_SAME),    # no translation
+], ids=["fetchable", "misaligned", "unfetchable"])
+def test_the_instruction_after_an_il_return_takes_its_first_exception(native, spsr, elr, kind,
+                                                                      ec):
+    m = machine(IL_RETURN.format(spsr=spsr, elr=elr), native)
+    r = m.run(1000)
+    assert r.reason == "exception" and r.exception.kind == kind and r.exception.ec == ec
+    assert m.counters.insns == 6                  # four setup, the ERET, the faulting one
+    assert m.reg("pstate") >> 20 & 1 == 1         # PSTATE.IL: saved to SPSR by the entry
+
+
+@requires_tool("qemu-system-aarch64")
+@pytest.mark.parametrize("spsr", [SPSR_LEGAL_IL, SPSR_ILLEGAL], ids=["legal-il", "illegal"])
+def test_qemu_takes_the_pc_alignment_fault_before_the_illegal_state(tmp_path, spsr):
+    src = ("        .text\n        .globl _start\n_start:\n"
+           + IL_RETURN.format(spsr=spsr, elr="target + 2") + "        b .\n")
+    q = qemu_exceptions(src, tmp_path)[0]
+    assert q["ESR"] == 0x22 << 26 | IL          # PC alignment fault, ISS 0
+    assert q["FAR"] == q["ELR"] == 0x4008_0016
+
+
+@pytest.mark.parametrize("native", PATHS)
+@pytest.mark.parametrize("budget", [10, 11, 400, 401])
+def test_an_abort_loop_after_eret_stops_exactly_at_the_budget(native, budget):
+    # ERET to EL0 at address 0 (SPSR and ELR reset to 0), whose fetch aborts to a vector that
+    # ERETs again: two instructions per round. The run ends at the budget exactly, whichever
+    # of the two it falls on, and going on later counts on from there.
+    src = """
+        adr x6, vt
+        msr vbar_el1, x6
+        isb
+        eret
+        .balign 2048
+vt:     .rept 16
+        eret
+        .balign 128
+        .endr
+"""
+    m = machine(src, native)
+    r = m.run(budget)
+    assert r.reason == "insn-limit" and m.counters.insns == budget
+    r = m.run(7)
+    assert r.reason == "insn-limit" and m.counters.insns == budget + 7
+
+
+@pytest.mark.parametrize("native", PATHS)
+def test_a_32_bit_register_reads_without_stale_upper_bits(native):
+    # PSTATE and NZCV are 32 bits in the engine: a read must not carry the upper half of the
+    # register read before it
+    m = machine("nop\n", native)
+    m.set_reg("x0", (1 << 64) - 1)
+    assert m.reg("x0") == (1 << 64) - 1
+    assert m.reg("pstate") < 1 << 32 and m.reg("nzcv") < 1 << 32

@@ -79,6 +79,8 @@ class Engine:
 
     # --- registers ------------------------------------------------------------------------
     def rd(self, reg: int) -> int:
+        # cleared first: a 32-bit register (PSTATE, NZCV, FPCR, FPSR) fills only the low half
+        self._u64.value = 0
         self._reg_read(self.handle, reg, self._pu64)
         return self._u64.value
 

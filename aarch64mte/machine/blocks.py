@@ -112,6 +112,11 @@ class Counting:
             entries[-1] = (k, 0, 0)
         self._class_block = (a, 4 * keep, entries)
 
+    def began(self, pc: int) -> bool:
+        """Did the block counter count the block holding ``pc`` (its fetch succeeded)?"""
+        c = self.counter
+        return bool(c.last_size) and c.last_addr <= pc < c.last_addr + c.last_size
+
     def fix_count(self, pc: int, executed_at_pc: bool, completed: bool = True) -> None:
         """The block counter counted the whole block that a stop cut short. The instruction
         at ``pc`` counts if ``executed_at_pc`` (an exception entry counts as one); its data

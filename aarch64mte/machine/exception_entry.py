@@ -45,7 +45,6 @@ class ExceptionUnit:
         self.to_el2 = None                  # the EL2 shim: takes every exception aimed at EL2
         self.monitor = None                 # the slow path's exclusive monitor: entry and
                                             # return clear it
-        self.eret_pass = False              # the run loop runs an ERET with SPSR.IL itself
 
     def has_vectors(self, el: int = 1) -> bool:
         return self.eng.rd(_VBAR[el]) != NO_VECTORS
@@ -205,6 +204,22 @@ class ExceptionUnit:
         eng.set_pc(elr)
         self.mmu.invalidate()
 
+    def return_with_il(self) -> None:
+        """A legal exception return whose SPSR has IL = 1 (AArch64.ExceptionReturn): PSTATE
+        from SPSR_ELx, IL included, and PC = ELR_ELx. Done here because the engine drops
+        PSTATE.IL; the run loop then takes what the instruction at ELR raises first."""
+        eng = self.eng
+        el = self.regs.el
+        spsr = eng.cp_read(*_SPSR[min(el, 2)])
+        elr = eng.rd(_ELR[min(el, 2)])
+        if self.monitor is not None:
+            self.monitor.clear()
+        self.counters.exception_returns += 1
+        self.mte.tco = (spsr >> 25) & 1
+        self.regs.switch_pstate(eng.rd(A.UC_ARM64_REG_PSTATE), spsr & 0xFFFF_FFFF & ~(1 << 25))
+        eng.set_pc(elr)
+        self.mmu.invalidate()
+
     def _fault_address(self, pc: int, vaddr: int, el: int) -> int:
         """FAR of a data abort: the address the instruction accessed (with its tag), not the
         page the engine was filling."""
@@ -231,7 +246,7 @@ class ExceptionUnit:
                 self.events.pending = ("insn", addr, "illegal-return")
                 self.eng.emu_stop()
                 return
-            if spsr & PSTATE_IL and not self.eret_pass:
+            if spsr & PSTATE_IL:
                 # a legal return that restores PSTATE.IL = 1: the engine returns, and the run
                 # loop takes the Illegal Execution state exception that follows
                 self.events.pending = ("insn", addr, "eret-il")

@@ -36,7 +36,6 @@ from unicorn import UcError, UC_HOOK_CODE
 from unicorn import arm64_const as A
 
 from ..semantics import faults, syndrome
-from ..semantics.exception_return import PSTATE_IL
 from . import checks, engine_words, profiles
 from . import native as native_lib
 from .adapter import Engine
@@ -155,6 +154,7 @@ class Machine:
         self.image = None
         self.symbols: Dict[str, int] = {}
         self.text_end = 0
+        self._limit = MASK64                 # the running budget's end (`_run`)
         self._end_hook = None
         self._setup_engine()
         self._reset_common()
@@ -548,6 +548,7 @@ class Machine:
         counting, debugging = self.counting, self.debugging
         cnt = counting.counter
         limit = cnt.insns + max(0, budget)
+        self._limit = limit
         self._tagged_cache = None
         result = None
         until = self.text_end if self.text_end else MASK64
@@ -665,6 +666,13 @@ class Machine:
                     step_alone = True
                     continue
                 if err is not None and events.fill_fault is not None:
+                    if cnt.insns >= limit and not counting.began(pc):
+                        # the budget ran out before this instruction's fetch (it faults
+                        # again when the run goes on)
+                        events.fill_fault = None
+                        counting.fix_count(pc, False)
+                        result = RunResult(limit_reason, None, None, pc)
+                        break
                     counting.fix_count(pc, True, completed=False)
                     self.exc.take_fill_fault(pc)
                     result = self._take_stop()
@@ -682,6 +690,9 @@ class Machine:
                     break
                 if cnt.hit_limit == 2:
                     # a block at a misaligned PC: the PC alignment fault (EC 0x22, FAR = PC)
+                    if cnt.insns >= limit:
+                        result = RunResult(limit_reason, None, None, pc)
+                        break
                     cnt.insns += 1
                     try:
                         self.traps.arch_fault(faults.PCAlignmentFault(pc), pc)
@@ -747,11 +758,11 @@ class Machine:
             else:
                 counting.fix_count(pc, False)           # runs in the engine next
             return None
+        if isinstance(f, faults.IllegalState):          # the ERET ran; the next one faults
+            counting.fix_count(pc, True, completed=False)
+            return self._illegal_state_at(self.eng.pc())
         counting.fix_count(pc, True, completed=False)
         at = pc
-        if isinstance(f, faults.IllegalState):          # the ERET ran; the next one faults
-            at = self.eng.pc()
-            counting.counter.insns += 1
         try:
             self.traps.arch_fault(f, at)
         except _Stop:
@@ -759,20 +770,24 @@ class Machine:
         return self._take_stop()
 
     def _eret_with_il(self, pc: int) -> Optional[RunResult]:
-        """An ERET whose SPSR has IL = 1: the engine runs it alone, then the instruction it
-        returns to takes the Illegal Execution state exception (the engine ignores PSTATE.IL);
-        SPSR_ELx.IL records it."""
+        """An ERET whose SPSR has IL = 1: the return is done in Python (the engine drops
+        PSTATE.IL), then the instruction it returns to takes its first exception."""
         self.counting.fix_count(pc, False)              # the ERET has not run yet
-        self.exc.eret_pass = True
-        try:
-            self.eng.emu_start(pc, 1)
-        finally:
-            self.exc.eret_pass = False
-        eng = self.eng
-        eng.wr(A.UC_ARM64_REG_PSTATE, eng.rd(A.UC_ARM64_REG_PSTATE) | PSTATE_IL)
+        self.exc.return_with_il()
         self.counting.counter.insns += 1
+        return self._illegal_state_at(self.eng.pc())
+
+    def _illegal_state_at(self, pc: int) -> Optional[RunResult]:
+        """The instruction at ``pc`` runs with PSTATE.IL = 1. A PC alignment fault and an
+        Instruction Abort on its fetch come before the Illegal Execution state exception
+        (the synchronous exception priority order, Arm ARM D1.3): for those the engine's own
+        fetch at ``pc`` takes them (None: run on); otherwise the instruction takes EC 0x0E."""
+        if pc & 3 or not self.mmu.fetchable(pc, self.regs.el) \
+                or self.counting.counter.insns >= self._limit:
+            return None                                 # (or the budget ends before it)
+        self.counting.counter.insns += 1                # counted as any faulting instruction
         try:
-            self.traps.arch_fault(faults.IllegalState(), eng.pc())
+            self.traps.arch_fault(faults.IllegalState(), pc)
         except _Stop:
             pass
         return self._take_stop()

@@ -173,6 +173,19 @@ class Mmu:
         r = self.regime(el)
         return self.stage1.translate(strip_tag(va, r.tcr | (3 << 37)), el, READ, r)
 
+    def fetchable(self, pc: int, el: int) -> bool:
+        """Can an instruction be fetched at ``pc`` (translation and memory both there)?"""
+        t = self.stage1.translate(pc, el, FETCH, self.regime(el))
+        if isinstance(t, WalkFault):
+            return False
+        if self.ram.contains(t.pa, 4):
+            return True
+        try:
+            self.eng.mem_read(t.pa, 4)
+        except Exception:
+            return False
+        return True
+
     def fetch_word(self, pc: int, el: int) -> int:
         """The instruction word at ``pc`` (0, UDF, where it cannot be fetched)."""
         vp = pc & ~0xFFF
