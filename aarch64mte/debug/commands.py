@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from aarch64mte.debug import regs as regaccess
+from aarch64mte.debug import stages
 from aarch64mte.debug import timeline
 from aarch64mte.debug import view
 from aarch64mte.debug.expr import Evaluator, ExprError
@@ -263,7 +264,13 @@ class Debugger:
         pc = self.m.reg("pc")
         word = self._word(pc)
         text = view.disassemble_word(word, pc, self._symbols()) if word is not None else "<unreadable>"
-        self.out(f"=> {view.fmt_addr(pc, self.symbolize)}:  {escape(text)}")
+        where = ""
+        if getattr(self.m, "el2", None) is not None:
+            try:
+                where = f"   [{stages.regime_text(self.m)}]"
+            except Exception:
+                where = ""
+        self.out(f"=> {view.fmt_addr(pc, self.symbolize)}:  {escape(text)}{escape(where)}")
 
     def show_fault(self, stop: Stop) -> None:
         tf = stop.tag_fault
@@ -555,6 +562,34 @@ class Debugger:
             tags = self.read_tags(va, n)
             self.out(view.tag_map(va, tags))
 
+        @c(("translate", "tr"), "translate ADDR [r|w|x] [el0|el1|el2]",
+           "ADDR through stage 1 and stage 2: each stage's output, permissions and attributes, "
+           "and whether the final memory is Tagged (default: a read at the current EL)")
+        def _translate(arg):
+            words = arg.split()
+            if not words:
+                raise CommandError("translate needs an address")
+            access, el = "r", None
+            for w in words[1:]:
+                lw = w.lower()
+                if lw in stages.ACCESSES:
+                    access = lw
+                elif re.fullmatch(r"el[0-3]", lw):
+                    el = int(lw[2])
+                else:
+                    raise CommandError(f"translate: {w!r} is neither an access (r, w, x) "
+                                       "nor an EL (el0, el1, el2)")
+            try:
+                rep = stages.walk(self.m, self.value(words[0]), access, el)
+            except ValueError as exc:
+                raise CommandError(str(exc)) from None
+            self.out(escape(rep.text()))
+
+        @c(("regime",), "regime", "the current EL, its translation regime, and whether stage 1 "
+           "and stage 2 are on")
+        def _regime(arg):
+            self.out(escape(stages.regime_text(self.m)))
+
         @c(("rwatch",), "rwatch ADDR [LEN]", "stop before an instruction reads LEN bytes")
         def _rwatch(arg):
             self._add_watch(arg.split(), "read", "before")
@@ -598,7 +633,9 @@ class Debugger:
 
         @c(("sysregs", "mte"), "sysregs", "the MTE system registers, decoded field by field")
         def _sysregs(arg):
-            self.out(view.mte_sysregs(self._sysreg))
+            has_el2 = getattr(self.m, "el2", None) is not None
+            self.out(view.mte_sysregs(lambda name: None if name.endswith("_el2") and not has_el2
+                                      else self._sysreg(name)))
 
         @c(("faults", "exceptions", "log"), "faults",
            "the exception log and every tag-check failure")

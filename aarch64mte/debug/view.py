@@ -249,7 +249,22 @@ def mte_sysregs(get) -> str:
         f"{(4 << _bits(b, 3, 0)) // GRANULE} granules per LDGM/STGM)"])
     h = get("hcr_el2")
     if h is not None:
-        line("HCR_EL2", h, [f"ATA={_bits(h, 56, 56)}", f"TID5={_bits(h, 58, 58)}"])
+        line("HCR_EL2", h, [f"{name}={_bits(h, bit, bit)}" for name, bit in (
+            ("VM", 0), ("DC", 12), ("TID3", 18), ("TGE", 27), ("E2H", 34), ("FWB", 46),
+            ("ATA", 56), ("DCT", 57), ("TID5", 58))])
+        s2 = get("sctlr_el2")
+        line("SCTLR_EL2", s2, [] if s2 is None else [
+            f"M={_bits(s2, 0, 0)}", f"TCF={_bits(s2, 41, 40)} ({TCF_NAMES[_bits(s2, 41, 40)]})",
+            f"TCF0={_bits(s2, 39, 38)} ({TCF_NAMES[_bits(s2, 39, 38)]})",
+            f"ATA={_bits(s2, 43, 43)}", f"ATA0={_bits(s2, 42, 42)}"])
+        v = get("tfsr_el2")
+        line("TFSR_EL2", v, [] if v is None else [f"TF0={_bits(v, 0, 0)}",
+                                                   f"TF1={_bits(v, 1, 1)}"])
+        vt = get("vtcr_el2")
+        line("VTCR_EL2", vt, [] if vt is None else [
+            f"T0SZ={_bits(vt, 5, 0)}", f"SL0={_bits(vt, 7, 6)}", f"TG0={_bits(vt, 15, 14)}",
+            f"PS={_bits(vt, 18, 16)}"])
+        line("VTTBR_EL2", get("vttbr_el2"), [])
     tco = get("tco")
     if tco is not None:
         out.append(f"PSTATE.TCO  {tco}" + ("  (tag checks suppressed)" if tco else ""))

@@ -59,7 +59,7 @@ from .results import RunResult, WatchHit, _Stop
 from .slowpath import SlowPath
 from .sysregs import ENCODINGS, ID_AA64PFR1_MTE3, CoreMteRegs, MteRegs
 from .tagunit import TagUnit
-from .translation import READ, WRITE, WalkFault
+from .translation import MAIR_NORMAL_TAGGED, PROT_R, READ, WRITE, Translation, WalkFault
 from .traps import Traps
 
 __all__ = ["Machine", "RunResult", "WatchHit"]
@@ -453,12 +453,16 @@ class Machine:
         self._tagged_cache = None
 
     def tagged_regions(self) -> List[tuple]:
-        """[(va_start, va_end), ...]: the virtual ranges the current stage-1 translation maps
-        as Normal Tagged memory onto RAM (empty with the MMU off). Cached until the next run
-        or translation change."""
+        """[(va_start, va_end), ...]: the virtual ranges the current translation (both stages
+        behind stage 2) maps as Tagged memory onto RAM (empty with stage 1 off). Cached until
+        the next run or translation change."""
         if self._tagged_cache is None:
             out = []
-            for va, size, pa, tagged in self.mmu.stage1.leaves(self.mmu.regime()):
+            r = self.mmu.regime()
+            leaves = self.mmu.stage1.leaves(r)
+            if r.stage2 is not None:
+                leaves = self._through_stage2(leaves, r.stage2)
+            for va, size, pa, tagged in leaves:
                 if not tagged or not self.ram.contains(pa):
                     continue
                 # clip a block to the part backed by RAM
@@ -471,6 +475,26 @@ class Machine:
                     out.append((start, end))
             self._tagged_cache = out
         return list(self._tagged_cache)
+
+    @staticmethod
+    def _through_stage2(leaves, stage2):
+        """Stage-1 leaves (va, size, ipa, tagged) cut where stage 2 changes, as (va, size, pa,
+        tagged of the combined attributes). A stage-2 fault skips its whole level's range."""
+        for va, size, ipa, tagged in leaves:
+            if not tagged:
+                continue
+            s1 = Translation(ipa, PROT_R, MAIR_NORMAL_TAGGED, True, 3, size)
+            off = 0
+            while off < size:
+                t = stage2(ipa + off, READ, s1)
+                if isinstance(t, WalkFault):
+                    span = 1 << (12 + 9 * (3 - max(t.level, 0)))
+                    off = min(size, (((ipa + off) // span) + 1) * span - ipa)
+                    continue
+                s2 = t.s2_size or 4096
+                step = min(size - off, s2 - ((ipa + off) & (s2 - 1)))
+                yield va + off, step, t.pa, t.tagged
+                off += step
 
     def symbolize(self, addr: int) -> Optional[str]:
         best = None

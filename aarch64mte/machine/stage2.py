@@ -208,4 +208,8 @@ class Stage2:
         t.ipa = ipa
         t.nta = nta and self.mte_perm
         t.s2_level = level
+        t.stage1 = s1
+        t.s2_memattr = memattr
+        t.s2_perms = perms
+        t.s2_size = size
         return t

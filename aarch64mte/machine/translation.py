@@ -33,6 +33,10 @@ class Translation:
     ipa: Optional[int] = None   # behind stage 2: the intermediate physical address
     nta: bool = False     # stage 2 says NoTagAccess (FEAT_MTE_PERM)
     s2_level: int = -1    # behind stage 2: the level of its leaf descriptor
+    stage1: Optional["Translation"] = None  # behind stage 2: stage 1's own result (pa = ipa)
+    s2_memattr: int = -1  # behind stage 2: its leaf's MemAttr[3:0]
+    s2_perms: int = 0     # behind stage 2: PROT_* its S2AP and XN give
+    s2_size: int = 0      # behind stage 2: the size of its block or page
 
 
 
@@ -133,9 +137,10 @@ class Stage1:
         return t
 
     def leaves(self, r: Regime):
-        """Every valid leaf of the EL1&0 tables, in VA order: (va, size, pa, tagged).
+        """Every valid leaf of the EL1&0 tables, in VA order: (va, size, pa, tagged), where
+        pa is stage 1's output (an IPA behind stage 2, whose tables are read through it).
         Nothing with the MMU off (flat and Untagged)."""
-        if not (r.sctlr & 1) or r.stage2 is not None:
+        if not (r.sctlr & 1) or r.s1_off_attr:
             return
         tcr = r.tcr
         for upper in (0, 1):

@@ -4,11 +4,21 @@ from __future__ import annotations
 from aarch64mte.debug.gdb import packets as pk
 from aarch64mte.debug.gdb.linux_process import PID
 from aarch64mte.debug.gdb.packets import MAX_MEM
-from aarch64mte.debug.gdb.target_xml import REGISTERS
+from aarch64mte.debug.gdb.target_xml import REGISTERS, registers
 from aarch64mte.debug.session import SIGTRAP, Stop, strip_tag
 
 
 class DispatchMixin:
+    def has_el2(self) -> bool:
+        return getattr(self.m, "el2", None) is not None
+
+    def register_numbered(self, n: int):
+        """The register with GDB number ``n`` in this machine's target description, or None."""
+        for r in registers(with_el2=self.has_el2()):
+            if r.regnum == n:
+                return r
+        return None
+
     def dispatch(self, data: bytes):
         if not data:
             return ""
@@ -34,21 +44,26 @@ class DispatchMixin:
                 pos += n
             return "OK"
         if c == "p":
-            n = pk.parse_hex(text[1:])
-            if n >= len(REGISTERS):
+            r = self.register_numbered(pk.parse_hex(text[1:]))
+            if r is None:
                 return "E45"
-            return self.reg_hex(REGISTERS[n])
+            try:
+                return self.reg_hex(r)
+            except Exception:
+                return "E14"
         if c == "P":
             num, _, val = text[1:].partition("=")
-            n = pk.parse_hex(num)
-            if n >= len(REGISTERS):
+            r = self.register_numbered(pk.parse_hex(num))
+            if r is None:
                 return "E45"
-            r = REGISTERS[n]
             raw = pk.unhex(val)
             if len(raw) != r.bits // 8:
                 return "E22"
             self.session.host_change()
-            self.set_reg_bytes(r, raw)
+            try:
+                self.set_reg_bytes(r, raw)
+            except Exception:
+                return "E14"
             return "OK"
         if c == "m":
             addr, length = self._addr_len(text[1:])

@@ -36,7 +36,7 @@ class LinuxProcessMixin:
         if obj == "features":
             if annex != "target.xml":
                 return "E00"
-            content = target_xml().encode()
+            content = target_xml(with_el2=self.has_el2()).encode()
         elif obj == "exec-file":
             if not self.server.exec_file:
                 return "E00"

@@ -7,6 +7,7 @@ so). `monitor watch-tag` with `reverse-continue` reaches the same place with GDB
 """
 from __future__ import annotations
 
+from aarch64mte.debug import stages
 from aarch64mte.debug.session import GRANULE, ReverseError, describe_exception, strip_tag
 
 MAX_TAGS_LEN = 1 << 16          # bytes whose tags one `monitor tags` shows
@@ -21,6 +22,9 @@ HELP = """monitor commands:
   reverse-to-tag-write ADDR   go back to just before the write that set that tag
                               (then: maintenance flush register-cache)
   record                      the recording that going back uses
+  translate ADDR [r|w|x] [elN]  ADDR through stage 1 and stage 2, each stage's attributes,
+                              and whether the memory is Tagged
+  regime                      the current EL and its translation regime
 """
 
 
@@ -47,7 +51,8 @@ class MonitorMixin:
                    "writer": self._m_writer, "history": self._m_history,
                    "watch-tag": self._m_watch_tag, "unwatch-tag": self._m_unwatch_tag,
                    "reverse-to-tag-write": self._m_reverse_to_tag_write,
-                   "record": self._m_record}.get(words[0])
+                   "record": self._m_record, "translate": self._m_translate,
+                   "regime": self._m_regime}.get(words[0])
         if handler is None:
             text = f"unknown monitor command: {words[0]} (monitor help)\n"
         else:
@@ -61,6 +66,27 @@ class MonitorMixin:
         if not words:
             raise MonitorError(f"usage: {usage}")
         return strip_tag(_number(words[0], 0, (1 << 64) - 1, "ADDR"))
+
+    def _m_translate(self, words) -> str:
+        usage = "translate ADDR [r|w|x] [el0|el1|el2]"
+        if not words or len(words) > 3:
+            raise MonitorError(f"usage: {usage}")
+        va = _number(words[0], 0, (1 << 64) - 1, "ADDR")
+        access, el = "r", None
+        for w in (x.lower() for x in words[1:]):
+            if w in stages.ACCESSES:
+                access = w
+            elif len(w) == 3 and w[:2] == "el" and w[2] in "012":
+                el = int(w[2])
+            else:
+                raise MonitorError(f"usage: {usage}")
+        try:
+            return stages.walk(self.m, va, access, el).text() + "\n"
+        except ValueError as exc:
+            raise MonitorError(str(exc)) from None
+
+    def _m_regime(self, words) -> str:
+        return stages.regime_text(self.m) + "\n"
 
     def _m_help(self, words) -> str:
         return HELP

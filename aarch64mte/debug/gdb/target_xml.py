@@ -3,7 +3,9 @@ it implies for `g`/`G`/`p`/`P`.
 
 Three features, with the register names and order GDB's AArch64 support validates:
 `org.gnu.gdb.aarch64.core` (x0-x30, sp, pc, cpsr), `org.gnu.gdb.aarch64.fpu` (v0-v31, fpsr, fpcr)
-and `org.gnu.gdb.aarch64.mte` (`tag_ctl`, which tells GDB the target has MTE). The description
+and `org.gnu.gdb.aarch64.mte` (`tag_ctl`, which tells GDB the target has MTE); then the EL1
+system registers and, on a machine with EL2, the EL2 ones (`p $hcr_el2`, `info registers
+system`). The description
 names the OS ABI GNU/Linux so that GDB installs its AArch64 Linux memory-tagging support.
 """
 from __future__ import annotations
@@ -36,6 +38,28 @@ def _layout() -> list[RegDef]:
 
 REGISTERS: list[RegDef] = _layout()
 BY_NAME = {r.name: r for r in REGISTERS}
+
+#: The system registers a kernel or hypervisor developer reads while stepping: translation,
+#: exception and MTE state of EL1, and of EL2 where the machine has it. They come after the
+#: registers of the `g` packet, so GDB reads them one at a time with `p` (and only on demand).
+SYSTEM_EL1 = ("sctlr_el1", "tcr_el1", "ttbr0_el1", "ttbr1_el1", "mair_el1", "vbar_el1",
+              "esr_el1", "far_el1", "elr_el1", "spsr_el1", "sp_el0", "sp_el1", "gcr_el1",
+              "rgsr_el1", "tfsr_el1", "tfsre0_el1", "gmid_el1")
+SYSTEM_EL2 = ("hcr_el2", "sctlr_el2", "tcr_el2", "ttbr0_el2", "ttbr1_el2", "mair_el2",
+              "vbar_el2", "esr_el2", "far_el2", "hpfar_el2", "elr_el2", "spsr_el2", "sp_el2",
+              "vttbr_el2", "vtcr_el2", "tfsr_el2", "cptr_el2", "vpidr_el2", "vmpidr_el2")
+FEATURE_EL1 = "org.aarch64mte.system.el1"
+FEATURE_EL2 = "org.aarch64mte.system.el2"
+
+
+def _system(with_el2: bool) -> list[RegDef]:
+    n = len(REGISTERS)
+    out = []
+    for feature, names in (("el1", SYSTEM_EL1), ("el2", SYSTEM_EL2 if with_el2 else ())):
+        for name in names:
+            out.append(RegDef(name, 64, n, feature))
+            n += 1
+    return out
 PC_REGNUM = BY_NAME["pc"].regnum
 SP_REGNUM = BY_NAME["sp"].regnum
 TAG_CTL_REGNUM = BY_NAME["tag_ctl"].regnum
@@ -116,28 +140,36 @@ def _reg_xml(r: RegDef) -> str:
         extra = ' type="int" group="float"'
     elif r.name == "tag_ctl":
         extra = ' type="uint64" group="system" save-restore="no"'
+    elif r.feature in ("el1", "el2"):
+        extra = ' type="uint64" group="system" save-restore="no"'
     else:
         extra = ' type="int"'
     return f'    <reg name="{r.name}" bitsize="{r.bits}" regnum="{r.regnum}"{extra}/>\n'
 
 
-def target_xml(with_mte: bool = True, osabi: str | None = "GNU/Linux") -> str:
+def target_xml(with_mte: bool = True, osabi: str | None = "GNU/Linux",
+               with_el2: bool = False) -> str:
     parts = ['<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target>\n',
              "  <architecture>aarch64</architecture>\n"]
     if osabi:
         parts.append(f"  <osabi>{osabi}</osabi>\n")
     features = (("core", "org.gnu.gdb.aarch64.core", _CORE_TYPES),
                 ("fpu", "org.gnu.gdb.aarch64.fpu", _FPU_TYPES),
-                ("mte", "org.gnu.gdb.aarch64.mte", ""))
+                ("mte", "org.gnu.gdb.aarch64.mte", ""),
+                ("el1", FEATURE_EL1, ""), ("el2", FEATURE_EL2, ""))
+    regs = registers(with_mte, with_el2)
     for key, name, types in features:
-        if key == "mte" and not with_mte:
+        mine = [r for r in regs if r.feature == key]
+        if not mine:
             continue
         parts.append(f'  <feature name="{name}">\n{types}')
-        parts.extend(_reg_xml(r) for r in REGISTERS if r.feature == key)
+        parts.extend(_reg_xml(r) for r in mine)
         parts.append("  </feature>\n")
     parts.append("</target>\n")
     return "".join(parts)
 
 
-def registers(with_mte: bool = True) -> list[RegDef]:
-    return [r for r in REGISTERS if with_mte or r.feature != "mte"]
+def registers(with_mte: bool = True, with_el2: bool = False) -> list[RegDef]:
+    """Every register the description names, in register-number order (the `p`/`P` packets'
+    numbering); without MTE the system registers keep their numbers after tag_ctl's gap."""
+    return [r for r in REGISTERS if with_mte or r.feature != "mte"] + _system(with_el2)
