@@ -232,3 +232,17 @@ def test_gdb_reads_el2_registers_and_guest_tags_through_stage2(guest, tmp_path):
     assert "0x40201000 not in a region mapped with a memory tagging flag" in text
     assert f"IPA {REMAPPED:#x} -> PA {BACKING:#x}" in text
     assert "EL1, EL1&0 regime, stage 1 on, stage 2 on" in text
+
+
+def test_set_el_reaches_el2_only_on_a_machine_with_el2(tmp_path, capsys):
+    script = tmp_path / "cmds"
+    script.write_text("set el = 2\nregime\nset el = 1\nregime\nset el = 3\n")
+    assert main(["debug", str(REPO / "asm" / "hyp" / "hyp.S"), "--boot-el", "2", "--batch",
+                 "-x", str(script)]) == 1
+    out = capsys.readouterr().out
+    assert "EL2, EL2 regime" in out and "EL1, EL1&0 regime, stage 1 on, stage 2 off" in out
+    assert "el holds 0, 1 or 2 (EL0..EL2), not 0x3" in out
+    script.write_text("set el = 2\n")
+    assert main(["debug", str(REPO / "asm" / "hyp" / "hyp.S"), "--batch", "-x",
+                 str(script)]) == 1
+    assert "el holds 0 or 1 (EL0 or EL1), not 0x2" in capsys.readouterr().out

@@ -472,7 +472,7 @@ class Debugger:
                 regaccess.read(self.m, name)
             except Exception:
                 raise CommandError(f"no register {name!r}") from None
-            problem = regaccess.check_value(name, v)
+            problem = regaccess.check_value(name, v, getattr(self.m, "el2", None) == "native")
             if problem:
                 raise CommandError(problem)
             self.session.host_change()

@@ -61,11 +61,13 @@ def width(name: str) -> int:
     return 64
 
 
-def check_value(name: str, value: int) -> str | None:
+def check_value(name: str, value: int, has_el2: bool = False) -> str | None:
     """Why `value` cannot be written to register `name`, or None. `value` is what the user
     wrote: an exact integer (negative ones stand for their two's complement in the register's
     width) or a 64-bit two's complement already. Out-of-range values are refused, never cut."""
     n = name.lower()
+    if n == "el" and has_el2:
+        return None if 0 <= value <= 2 else f"el holds 0, 1 or 2 (EL0..EL2), not {_shown(value)}"
     if n in _NARROW:
         limit, what = _NARROW[n]
         ok = value & ~0xF000_0000 == 0 if limit is None else 0 <= value <= limit
