@@ -66,6 +66,8 @@ def is_load_exclusive(word: int) -> bool:
 CLREX = 0xD503305F
 
 
+FOUND_CACHE = 1024                      # pages whose scan results are kept
+
 # the most significant byte of the words above (a first filter over a page)
 _CANDIDATE = frozenset(b"\x08\x48\x88\xc8\x38\x78\xb8\xf8\x19\x59\x99\xd9\xd5")
 
@@ -87,6 +89,7 @@ class CodeScanner:
         self.exits: Set[int] = set()            # exit addresses (words the engine aborts on)
         self._scanned = set()                   # (VA page, PA page)
         self._scanned_pa = set()
+        self._found: Dict[bytes, tuple] = {}    # page content -> what _find found in it
         mmu.on_code_page = self.page_fetched
         mmu.code_pages = self._scanned_pa
         mmu.on_invalidate.append(self.forget)
@@ -113,18 +116,40 @@ class CodeScanner:
         self._scan_bytes(vpage, bytes(ram.buf[o:o + PAGE]))
 
     def _scan_bytes(self, va: int, code: bytes) -> None:
-        i = code.find(b"\x9f\xd6", 2)
-        while i >= 0:
-            w = i - 2
-            if not w & 3 and int.from_bytes(code[w:w + 4], "little") in ERET_WORDS:
-                self._hook(va + w, self.on_eret)
-            i = code.find(b"\x9f\xd6", i + 1)
-        new_exits = [va + off for off in engine_words.aborting_offsets(code)]
+        found = self._found.get(code)
+        if found is None:
+            found = self._find(code)
+            if len(self._found) >= FOUND_CACHE:
+                self._found.clear()
+            self._found[code] = found
+        erets, exits, emulate, check = found
+        for off in erets:
+            self._hook(va + off, self.on_eret)
+        new_exits = [va + off for off in exits]
         if new_exits and not self.exits.issuperset(new_exits):
             self.exits.update(new_exits)
             self.eng.set_exits(self.exits)
         if self._strict:
             self._scan_strict(va, code)
+        for off in emulate:
+            self._hook(va + off, self.on_emulate)
+        for off in check:
+            self._hook(va + off, self.on_check)
+
+    @staticmethod
+    def _find(code: bytes) -> tuple:
+        """The offsets in ``code`` of ERETs, of words that abort the engine's translator, of
+        signed LD<op>s the engine gets wrong, and of ordered and store-exclusive accesses. A
+        page is scanned again after every TLB flush (an exception changing EL flushes), so
+        the answer is kept per page content."""
+        erets = []
+        i = code.find(b"\x9f\xd6", 2)
+        while i >= 0:
+            w = i - 2
+            if not w & 3 and int.from_bytes(code[w:w + 4], "little") in ERET_WORDS:
+                erets.append(w)
+            i = code.find(b"\x9f\xd6", i + 1)
+        emulate, check = [], []
         for i, top in enumerate(code[3::4]):
             if top not in _CANDIDATE:
                 continue
@@ -133,9 +158,11 @@ class CodeScanner:
                 break
             word = int.from_bytes(code[off:off + 4], "little")
             if is_signed_ldop_wrong(word):
-                self._hook(va + off, self.on_emulate)
+                emulate.append(off)
             elif is_ordered(word) or is_store_exclusive(word):
-                self._hook(va + off, self.on_check)
+                check.append(off)
+        return (tuple(erets), tuple(engine_words.aborting_offsets(code)), tuple(emulate),
+                tuple(check))
 
     def _scan_strict(self, va: int, code: bytes) -> None:
         for off in range(0, len(code) - 3, 4):

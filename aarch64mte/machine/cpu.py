@@ -120,9 +120,7 @@ class CpuView:
     # --- tags and data through the translation ---------------------------------------------------
     def forget_translations(self) -> None:
         self._stlb[0] = self._stlb[1] = None
-        for kind in self.core.stlb:
-            for e in kind:
-                e.mask = 0
+        native.invalidate_all(self.core.stlb)
 
     def _entry(self, va: int, write: bool):
         """The soft-TLB entry for ``va`` (filling it from a walk; raises the walk's fault):

@@ -14,6 +14,7 @@ from ..semantics.exception_return import (PSTATE_IL, IllegalExceptionReturn,
 from . import checks
 from .exceptions import ExceptionRecord, TagFault, vector_offset
 from .memory import PAGE
+from .registers import TRANSLATION_PSTATE
 from .results import RunResult, _Stop
 from .sysregs import ENCODINGS
 from .translation import FETCH, READ, WRITE, WalkFault
@@ -116,8 +117,9 @@ class ExceptionUnit:
             eng.cp_write(*ENCODINGS["HPFAR_EL2"], ((ipa >> 12) << 4) & 0xFFFF_FFFF_FFF0)
         # ELxh, DAIF masked, NZCV kept; PSTATE.TCO is set on exception entry
         new = (ps & 0xF0000000) | (0xF << 6) | (target << 2) | 1
+        tco_set = not self.mte.tco
         self.mte.tco = 1
-        self.regs.switch_pstate(ps, new)
+        self.regs.switch_pstate(ps, new, tco_changed=tco_set)
         vector = eng.rd(_VBAR[target]) + vector_offset(from_el, target, ps & 1)
         eng.set_pc(vector)
 
@@ -255,8 +257,11 @@ class ExceptionUnit:
             if self.monitor is not None:
                 self.monitor.clear()
             self.counters.exception_returns += 1
-            self.mte.tco = (spsr >> 25) & 1
-            self.mmu.invalidate()               # the EL (and TCO) may change
+            tco = (spsr >> 25) & 1
+            if tco != self.mte.tco or (spsr ^ self.eng.rd(A.UC_ARM64_REG_PSTATE)) \
+                    & TRANSLATION_PSTATE:
+                self.mte.tco = tco
+                self.mmu.invalidate()           # the EL or TCO changes
         except Exception as e:
             self.events.pending = ("error", e)
             self.eng.emu_stop()

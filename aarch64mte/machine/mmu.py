@@ -127,11 +127,8 @@ class Mmu:
         core = self.core
         core.regime_valid = 0
         self._core_valid = False
-        for e in core.ctlb:
-            e.key = 0
-        for kind in core.tcache:
-            for e in kind:
-                e.key = 0
+        native.invalidate_all(core.ctlb)
+        native.invalidate_all(core.tcache)
         for cb in self.on_invalidate:
             cb()
         if flush:

@@ -103,6 +103,12 @@ class Core(ctypes.Structure):
     ]
 
 
+def invalidate_all(table) -> None:
+    """Invalidate every entry of one of the core's soft TLBs (``ctlb``, ``tcache``, ``stlb``):
+    an all-zero entry is an invalid one in each (key 0, or mask 0)."""
+    ctypes.memset(ctypes.addressof(table), 0, ctypes.sizeof(table))
+
+
 def new_core() -> Core:
     c = Core()
     c.limit = (1 << 64) - 1

@@ -15,6 +15,10 @@ from .sysregs import (ENCODINGS, GCR_MASK, MTE_STATE, RGSR_MASK, TFSR_MASK,
                       TRANSLATION_REGS, UC_IDS, MteRegs)
 
 MASK64 = (1 << 64) - 1
+# The PSTATE fields a translation or a tag check depends on: EL, nRW (M[4:2]) and UAO (LDTR/STTR
+# at EL1). A PSTATE write that keeps them (an exception taken to the EL it came from) keeps every
+# translation; PSTATE.TCO is MteRegs.tco (``set_tco``).
+TRANSLATION_PSTATE = 0x1C | (1 << 23)
 _MTE_FIELDS = {"GCR_EL1": "gcr_el1", "RGSR_EL1": "rgsr_el1", "TFSR_EL1": "tfsr_el1",
                "TFSRE0_EL1": "tfsre0_el1", "TFSR_EL2": "tfsr_el2"}
 _MTE_WRITES = {"GCR_EL1": ("gcr_el1", GCR_MASK), "RGSR_EL1": ("rgsr_el1", RGSR_MASK),
@@ -59,8 +63,9 @@ class RegisterFile:
                     A.UC_ARM64_REG_SP_EL3)[(pstate >> 2) & 3]
         return A.UC_ARM64_REG_SP_EL0
 
-    def switch_pstate(self, old: int, new: int) -> None:
-        """Write PSTATE with SP banking as an exception entry/return does."""
+    def switch_pstate(self, old: int, new: int, tco_changed: bool = False) -> None:
+        """Write PSTATE with SP banking as an exception entry/return does (``tco_changed``:
+        the caller changed PSTATE.TCO with it)."""
         eng = self.eng
         ob, nb = self.sp_bank(old), self.sp_bank(new)
         if ob != nb:
@@ -70,7 +75,8 @@ class RegisterFile:
             eng.wr(A.UC_ARM64_REG_SP, sp)
         else:
             self.set_pstate(new)
-        self.on_translation_change()
+        if tco_changed or (old ^ new) & TRANSLATION_PSTATE:
+            self.on_translation_change()
 
     def set_tco(self, value: int) -> None:
         if self.mte.tco != value:
