@@ -11,11 +11,7 @@ MemAttr 0b0100 is NoTagAccess (FEAT_MTE_PERM).
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -24,12 +20,12 @@ from aarch64mte.cli.main import main
 from aarch64mte.debug import stages
 from aarch64mte.el2 import Stage2Map
 from aarch64mte.machine import Machine
+from test_gdb_multiarch import Stub, gdb, needs_gdb
 
 REPO = Path(__file__).resolve().parent.parent
 RAM, RAM_SIZE, PAGE = 0x4000_0000, 128 << 20, 0x1000
 REMAPPED, BACKING = 0x4020_0000, 0x4040_0000
 NC, NTA, HOLE = 0x4020_1000, 0x4020_2000, 0x4020_3000
-GDB = shutil.which("gdb-multiarch")
 
 GUEST = """
     .text
@@ -187,44 +183,19 @@ def test_target_description_has_el2_registers_only_with_el2():
     assert nums == list(range(len(nums)))
 
 
-def _stub(args, tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-               TMPDIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", *args,
-                             "--port", "0"], stderr=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True, env=env)
-    for _ in range(50):
-        line = proc.stderr.readline()
-        m = re.search(r"listening on [\d.]+:(\d+)", line)
-        if m:
-            return proc, int(m.group(1))
-        if not line and proc.poll() is not None:
-            break
-    proc.kill()
-    raise RuntimeError("gdbserver did not start")
-
-
-@pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed (oracles/install.sh)")
+@needs_gdb
 def test_gdb_reads_el2_registers_and_guest_tags_through_stage2(guest, tmp_path):
-    proc, port = _stub([str(guest), "--el2", "shim", "--stage2",
-                        str(guest.parent / "stage2.toml")], tmp_path)
+    stub = Stub("--el2", "shim", "--stage2", str(guest.parent / "stage2.toml"),
+                tmpdir=tmp_path, program=guest)
     try:
-        out = subprocess.run(
-            [GDB, "-q", "-batch", "-nx", "-ex", "set confirm off",
-             "-ex", f"target remote 127.0.0.1:{port}", "-ex", "break *0x40080018",
-             "-ex", "continue", "-ex", "p/x $hcr_el2", "-ex", "p/x $vtcr_el2",
-             "-ex", "memory-tag print-allocation-tag 0x40200010",
-             "-ex", "memory-tag print-allocation-tag 0x40200020",
-             "-ex", "memory-tag check 0x0600000040200000",
-             "-ex", "memory-tag print-allocation-tag 0x40201000",
-             "-ex", "monitor translate 0x40200000", "-ex", "monitor regime", "-ex", "kill"],
-            capture_output=True, text=True, timeout=60)
+        text = gdb(stub.port, "break *0x40080018", "continue", "p/x $hcr_el2",
+                   "p/x $vtcr_el2", "memory-tag print-allocation-tag 0x40200010",
+                   "memory-tag print-allocation-tag 0x40200020",
+                   "memory-tag check 0x0600000040200000",
+                   "memory-tag print-allocation-tag 0x40201000",
+                   "monitor translate 0x40200000", "monitor regime", "kill", timeout=60)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stderr.close()
-        proc.stdout.close()
-    text = out.stdout + out.stderr
+        stub.close()
     m = Machine(el2="shim", stage2=stage2())
     assert f"$1 = {m.reg('hcr_el2'):#x}" in text and f"$2 = {m.reg('vtcr_el2'):#x}" in text
     assert "$3 = 0x5" in text and "$4 = 0x6" in text

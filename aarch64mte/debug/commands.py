@@ -569,17 +569,8 @@ class Debugger:
             words = arg.split()
             if not words:
                 raise CommandError("translate needs an address")
-            access, el = "r", None
-            for w in words[1:]:
-                lw = w.lower()
-                if lw in stages.ACCESSES:
-                    access = lw
-                elif re.fullmatch(r"el[0-3]", lw):
-                    el = int(lw[2])
-                else:
-                    raise CommandError(f"translate: {w!r} is neither an access (r, w, x) "
-                                       "nor an EL (el0, el1, el2)")
             try:
+                access, el = stages.parse_options(words[1:])
                 rep = stages.walk(self.m, self.value(words[0]), access, el)
             except ValueError as exc:
                 raise CommandError(str(exc)) from None

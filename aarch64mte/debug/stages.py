@@ -13,20 +13,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
+from aarch64mte.machine.stage2 import HCR_FWB, HCR_VM, cacheability, s2_cacheability
 from aarch64mte.machine.translation import (FETCH, PROT_R, PROT_W, PROT_X, READ, WRITE,
                                             Translation, WalkFault)
 
 ACCESSES = {"r": READ, "read": READ, "w": WRITE, "write": WRITE, "x": FETCH, "fetch": FETCH,
             "exec": FETCH}
-HCR_VM, HCR_FWB = 1, 1 << 46
 REGIME_NAMES = {"EL10": "EL1&0", "EL20": "EL2&0", "EL2": "EL2"}
 _DEVICE = {0: "Device-nGnRnE", 1: "Device-nGnRE", 2: "Device-nGRE", 3: "Device-GRE"}
-_CACHE = {0b0100: "NC", 0b1000: "WT", 0b1100: "WB"}
 
 
 def perms_text(perms: int) -> str:
     return "".join(c if perms & bit else "-" for c, bit in (("r", PROT_R), ("w", PROT_W),
                                                            ("x", PROT_X)))
+
+
+def _normal_text(outer: str, inner: str) -> str:
+    outer, inner = outer.upper(), inner.upper()
+    return f"Normal {'Inner/Outer ' + outer if outer == inner else f'Outer {outer}, Inner {inner}'}"
 
 
 def mair_text(attr: int) -> str:
@@ -35,13 +39,7 @@ def mair_text(attr: int) -> str:
         return "Normal Tagged (Inner/Outer WB)"
     if attr >> 4 == 0:
         return _DEVICE.get((attr >> 2) & 3, "Device") if attr & 3 == 0 else "reserved"
-
-    def half(n: int) -> str:
-        if n == 0b0100:
-            return "NC"
-        return "WB" if n & 0b0100 else "WT"
-    outer, inner = half(attr >> 4), half(attr & 0xF)
-    return f"Normal {'Inner/Outer ' + outer if outer == inner else f'Outer {outer}, Inner {inner}'}"
+    return _normal_text(*cacheability(attr))
 
 
 def s2_memattr_text(memattr: int, fwb: bool) -> str:
@@ -56,15 +54,31 @@ def s2_memattr_text(memattr: int, fwb: bool) -> str:
         if a == 0b110:
             return "Normal WB (forced)"
         return "stage 1's attributes" + nta
-    if memattr >> 2 == 0:
+    halves = s2_cacheability(memattr)
+    if halves is None:
         return _DEVICE[memattr & 3]
     if memattr == 0b0100:
         return "Normal WB, NoTagAccess"
     if memattr & 3 == 0:
         return "reserved (taken as Normal NC)"
-    names = {1: "NC", 2: "WT", 3: "WB"}
-    outer, inner = names[memattr >> 2], names[memattr & 3]
-    return f"Normal {'Inner/Outer ' + outer if outer == inner else f'Outer {outer}, Inner {inner}'}"
+    return _normal_text(*halves)
+
+
+def parse_options(words) -> tuple:
+    """(access, el) from the words after ``translate ADDR``: an access (r, w, x or their long
+    names; default r) and an EL (el0..el3; default None, the current one). ValueError names a
+    word that is neither."""
+    access, el = "r", None
+    for word in words:
+        w = word.lower()
+        if w in ACCESSES:
+            access = w
+        elif len(w) == 3 and w[:2] == "el" and w[2] in "0123":
+            el = int(w[2])
+        else:
+            raise ValueError(f"translate: {word!r} is neither an access (r, w, x) nor an EL "
+                             "(el0, el1, el2)")
+    return access, el
 
 
 def regime_of(m, el: Optional[int] = None) -> tuple[str, bool]:

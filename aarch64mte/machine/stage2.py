@@ -27,7 +27,7 @@ def _normal(attr: int) -> bool:
     return attr & 0xF0 != 0
 
 
-def _halves(attr: int):
+def cacheability(attr: int):
     """(outer, inner) cacheability of a Normal MAIR attribute: 'nc', 'wt' or 'wb'.
     0xF0 (Tagged) is Inner and Outer Write-Back."""
     if attr == 0xF0:
@@ -45,7 +45,7 @@ def _mair(outer: str, inner: str) -> int:
     return (code[outer] << 4) | code[inner]
 
 
-def _s2_normal(memattr: int):
+def s2_cacheability(memattr: int):
     """FWB = 0: (outer, inner) of a Normal stage-2 MemAttr, None for Device."""
     hi, lo = memattr >> 2, memattr & 3
     if hi == 0:
@@ -77,20 +77,20 @@ def combine(s1_attr: int, memattr: int, hcr: int, fetch: bool = False):
             out = s1_attr
     else:
         nta = memattr == 0b0100
-        n2 = _s2_normal(memattr)
+        n2 = s2_cacheability(memattr)
         if n2 is None:                                      # stage-2 Device
             dev = (memattr & 3) << 2
             out = min(dev, s1_attr) if not _normal(s1_attr) else dev
         elif not _normal(s1_attr):                          # stage-1 Device wins
             out = s1_attr
         else:
-            o1, i1 = _halves(s1_attr)
+            o1, i1 = cacheability(s1_attr)
             o2, i2 = n2
             rank = {"nc": 0, "wt": 1, "wb": 2}
             out = _mair(min(o1, o2, key=rank.get), min(i1, i2, key=rank.get))
     if hcr & HCR_CD and not fetch and _normal(out):
         out = 0x44                                          # data caching disabled: NC
-    wb = _normal(out) and _halves(out) == ("wb", "wb")
+    wb = _normal(out) and cacheability(out) == ("wb", "wb")
     tagged = s1_tagged and wb
     return (0xF0 if tagged else out), tagged, nta and s1_tagged and not hcr & HCR_CD
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from aarch64mte.debug.gdb import packets as pk
 from aarch64mte.debug.gdb.linux_process import PID
 from aarch64mte.debug.gdb.packets import MAX_MEM
-from aarch64mte.debug.gdb.target_xml import REGISTERS, registers
+from aarch64mte.debug.gdb.target_xml import REGISTERS, registers_by_number
 from aarch64mte.debug.session import SIGTRAP, Stop, strip_tag
 
 
@@ -14,10 +14,7 @@ class DispatchMixin:
 
     def register_numbered(self, n: int):
         """The register with GDB number ``n`` in this machine's target description, or None."""
-        for r in registers(with_el2=self.has_el2()):
-            if r.regnum == n:
-                return r
-        return None
+        return registers_by_number(self.has_el2()).get(n)
 
     def dispatch(self, data: bytes):
         if not data:

@@ -72,15 +72,8 @@ class MonitorMixin:
         if not words or len(words) > 3:
             raise MonitorError(f"usage: {usage}")
         va = _number(words[0], 0, (1 << 64) - 1, "ADDR")
-        access, el = "r", None
-        for w in (x.lower() for x in words[1:]):
-            if w in stages.ACCESSES:
-                access = w
-            elif len(w) == 3 and w[:2] == "el" and w[2] in "012":
-                el = int(w[2])
-            else:
-                raise MonitorError(f"usage: {usage}")
         try:
+            access, el = stages.parse_options(words[1:])
             return stages.walk(self.m, va, access, el).text() + "\n"
         except ValueError as exc:
             raise MonitorError(str(exc)) from None

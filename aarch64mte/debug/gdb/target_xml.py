@@ -11,6 +11,7 @@ names the OS ABI GNU/Linux so that GDB installs its AArch64 Linux memory-tagging
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 @dataclass(frozen=True)
@@ -173,3 +174,9 @@ def registers(with_mte: bool = True, with_el2: bool = False) -> list[RegDef]:
     """Every register the description names, in register-number order (the `p`/`P` packets'
     numbering); without MTE the system registers keep their numbers after tag_ctl's gap."""
     return [r for r in REGISTERS if with_mte or r.feature != "mte"] + _system(with_el2)
+
+
+@lru_cache(maxsize=None)
+def registers_by_number(with_el2: bool) -> dict:
+    """{GDB register number: RegDef} of the description with MTE (what the stub serves)."""
+    return {r.regnum: r for r in registers(with_el2=with_el2)}
