@@ -115,3 +115,19 @@ value: .quad 41
     assert r.pc == img.symbols["load"] + (0 if when == "before" else 4)
     assert m.reg("x1") == (0 if when == "before" else 41)
     assert m.run(1000).reason == "end"
+
+
+def test_removing_one_watch_keeps_another_at_the_same_address(tmp_path, capsys):
+    # two data watches at buf (8 and 16 bytes): removing the first leaves the second, which
+    # then stops the store to buf+8 that only it covers
+    from aarch64mte.cli.main import main
+    src = tmp_path / "w.S"
+    src.write_text("    .text\n    .globl _start\n_start:\n    adr x2, buf\n"
+                   "    str x2, [x2, #8]\nafter: nop\n    .data\n    .balign 16\n"
+                   "buf: .quad 0, 0\n")
+    script = tmp_path / "cmds"
+    script.write_text("watch buf 8\nwatch buf 16\nunwatch 1\nwatches\ncontinue\n"
+                      "assert pc == after\n")
+    assert main(["debug", str(src), "--batch", "-x", str(script)]) == 0
+    out = capsys.readouterr().out
+    assert "Watchpoint hit at" in out

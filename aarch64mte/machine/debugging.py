@@ -125,10 +125,13 @@ class Debugging:
         self.watches.append(w)
         self._watches_changed()
 
-    def remove_watch(self, va: int, length: int = 1, kind: Optional[str] = None) -> None:
+    def remove_watch(self, va: int, length: Optional[int] = None,
+                     kind: Optional[str] = None) -> None:
+        """Remove the watches at ``va`` of that length and kind (None: any)."""
         keep = []
         for w in self.watches:
-            if w["va"] == va and (kind is None or w["kind"] == kind):
+            if w["va"] == va and (kind is None or w["kind"] == kind) and \
+                    (length is None or w["length"] == max(1, length)):
                 for h in w["hook"] or ():
                     self.eng.uc.hook_del(h)
             else:

@@ -545,7 +545,8 @@ class Machine:
     def add_watch(self, va: int, length: int = 1, kind: str = "tag", when: str = "after") -> None:
         self.debugging.add_watch(va, length, kind, when)
 
-    def remove_watch(self, va: int, length: int = 1, kind: Optional[str] = None) -> None:
+    def remove_watch(self, va: int, length: Optional[int] = None,
+                     kind: Optional[str] = None) -> None:
         self.debugging.remove_watch(va, length, kind)
 
     @property

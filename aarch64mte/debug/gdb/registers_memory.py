@@ -79,7 +79,4 @@ class RegistersMemoryMixin:
         elif key in mine:
             mine.discard(key)
             self.m.remove_watch(addr, length, kind)
-            for a, n, k in mine:                # another watch of that kind at that address
-                if a == addr and k == kind:
-                    self.m.add_watch(a, n, kind=k, when="before")
         return "OK"
