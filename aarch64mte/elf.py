@@ -49,6 +49,7 @@ def _parse(raw: bytes, path: str, max_bytes: int) -> Image:
     header = _header(raw, path)
     loads = _loads(raw, path, header, max_bytes)
     sections, symbols, notes = _sections(raw, path, header)
+    metadata = _metadata_ranges(raw, header)
     segments = []
     for p in loads:
         data = raw[p.offset:p.offset + p.filesz] + bytes(p.memsz - p.filesz)
@@ -57,7 +58,7 @@ def _parse(raw: bytes, path: str, max_bytes: int) -> Image:
                   p.vaddr <= s.addr < p.vaddr + p.memsz]
         name = min(inside, key=lambda s: s.addr).name if inside else \
             ("text" if "x" in flags else "data")
-        optional = _headers_only(raw, p, header)
+        optional = _headers_only(raw, p, header, metadata)
         segments.append(Segment(p.vaddr, data, flags, HEADERS_SEGMENT if optional else name,
                                 optional=optional))
     entry = header.entry
@@ -173,7 +174,19 @@ def _loads(raw: bytes, path: str, h: _Header, max_bytes: int) -> list[_Load]:
     return out
 
 
-def _headers_only(raw: bytes, p: _Load, h: _Header) -> bool:
+def _metadata_ranges(raw: bytes, h: _Header) -> list:
+    """The file ranges a loader need not map: the ELF header, the program header table and
+    PT_NOTE contents, sorted."""
+    ranges = [(0, 64), (h.phoff, h.phoff + h.phnum * _PHDR.size)]
+    for i in range(h.phnum):
+        p_type, _f, offset, _v, _pa, filesz, _m, _a = _PHDR.unpack_from(
+            raw, h.phoff + i * _PHDR.size)
+        if p_type == PT_NOTE:
+            ranges.append((offset, offset + filesz))
+    return sorted(ranges)
+
+
+def _headers_only(raw: bytes, p: _Load, h: _Header, metadata: list) -> bool:
     """Whether a segment maps nothing but the ELF header, the program header table and PT_NOTE
     contents (and zero padding between them): what ld maps below a high -Ttext. It is read-only,
     holds no code and not the entry point, so a bare-metal program does not read it and it may be
@@ -182,14 +195,8 @@ def _headers_only(raw: bytes, p: _Load, h: _Header) -> bool:
     if p.flags & (PF_W | PF_X) or p.vaddr <= h.entry < p.vaddr + p.memsz or \
             p.memsz != p.filesz or not p.filesz:
         return False
-    ranges = [(0, 64), (h.phoff, h.phoff + h.phnum * _PHDR.size)]
-    for i in range(h.phnum):
-        p_type, _f, offset, _v, _pa, filesz, _m, _a = _PHDR.unpack_from(
-            raw, h.phoff + i * _PHDR.size)
-        if p_type == PT_NOTE:
-            ranges.append((offset, offset + filesz))
     pos, end = p.offset, p.offset + p.filesz
-    for lo, hi in sorted(ranges):
+    for lo, hi in metadata:
         if pos >= end:
             break
         if hi <= pos:
