@@ -9,7 +9,7 @@ from aarch64mte.debug.commands import Debugger, run_batch
 from aarch64mte.debug.expr import Evaluator, ExprError
 from aarch64mte.debug.session import Session
 
-from test_debug_fake import BASE, RAM, SYMBOLS, make
+from test_debug_fake import SYMBOLS, make
 
 import pytest
 

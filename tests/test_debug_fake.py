@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass
 from types import SimpleNamespace
 
-import pytest
 
 from aarch64mte.debug.session import SIGINT, SIGSEGV, SIGTRAP, Session
 

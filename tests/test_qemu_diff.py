@@ -10,10 +10,7 @@ Three things are checked, all by running real programs under both QEMU and aarch
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import sys
 import textwrap
 from pathlib import Path
 

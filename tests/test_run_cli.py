@@ -6,7 +6,6 @@ test_examples.py run real programs on the real Machine.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 from dataclasses import dataclass
 

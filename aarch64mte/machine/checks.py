@@ -283,8 +283,6 @@ def instruction_syndrome(word: int):
         srt = 31 if name in ("xzr", "wzr") else int(name[1:])
         sf = name[0] == "x"
         sas = {"b": 0, "h": 1, "w": 2}.get(m.group(5) or "", 3 if sf else 2)
-        if m.group(4) is None and m.group(5) is None:
-            sas = 3 if sf else 2
         sse = m.group(4) is not None
         ar = m.group(2) is not None
         return sas, sse, srt, sf, ar

@@ -43,6 +43,8 @@ class CpuView:
         self._snap = eng.trap_regs
         self._xrd = [partial(rd, h, r, p) for r in X_OR_SP]      # 31: SP
         self._xwr = [partial(wr, h, r, p) for r in X_OR_SP]
+        # the EL of the MTE instruction running (MteUnit sets it): while set, the registers
+        # come from Engine.trap_regs
         self._el: Optional[int] = None
         # counted here on the Python path (the native trap counts in the core)
         self.tag_granules_read = self.tag_granules_written = self.insn_bytes_written = 0
@@ -50,13 +52,6 @@ class CpuView:
         self.provenance = None                # provenance.Provenance: tag writes recorded there
         self.writer = (0, "")                 # (PC, name) of the MTE instruction running
         mmu.on_invalidate.append(self.forget_translations)
-
-    def begin(self, el: int) -> None:
-        """An instruction starts: ``Engine.trap_regs`` holds its registers."""
-        self._el = el
-
-    def end(self) -> None:
-        self._el = None
 
     @property
     def el(self) -> int:
@@ -217,6 +212,3 @@ class CpuView:
         x ^= (x << 17) & MASK64
         mte.rng = x
         return x & 0xF
-
-    def data_fault(self, f: faults.ArchFault) -> faults.ArchFault:
-        return f

@@ -52,15 +52,14 @@ def splitmix64(x: int) -> int:
 
 
 class HostInputs:
-    def __init__(self, eng, counter_of, seed: int, start_time: float = None) -> None:
+    def __init__(self, eng, counter_of, seed: int) -> None:
         self.eng = eng
         self.counter_of = counter_of          # () -> the block counter
         self.seed = seed & MASK64
-        self.start_time = int(time.time() if start_time is None else start_time)
+        self.start_time = int(time.time())
 
-    def count(self, pc: int = None) -> int:
-        c = self.counter_of()
-        return exact_count(c, self.eng.pc() if pc is None else pc)
+    def count(self) -> int:
+        return exact_count(self.counter_of(), self.eng.pc())
 
     # --- MRS (from the engine's MRS hook) ------------------------------------------------------
     def mrs(self, key, el: int, dest: int) -> bool:

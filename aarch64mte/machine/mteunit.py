@@ -54,7 +54,7 @@ class MteUnit:
             return None                           # a watch stops the run before it
         self.mte_insns += 1
         cpu = self.cpu
-        cpu._el = el                              # CpuView.begin
+        cpu._el = el                              # the instruction runs (CpuView._el)
         cpu.writer = (pc, insn.name)
         try:
             if fn is None:
@@ -64,6 +64,6 @@ class MteUnit:
         except faults.ArchFault as f:
             return f
         finally:
-            cpu._el = None                        # CpuView.end
+            cpu._el = None
         self.eng.set_pc(pc + 4)
         return None

@@ -230,7 +230,3 @@ class Provenance:
     def complete(self) -> bool:
         """Does the ring still hold every write made (it has not wrapped)?"""
         return self.core.prov_seq <= self.entries
-
-    def oldest_seq(self) -> int:
-        """The oldest write number the ring still holds (1 before it has wrapped)."""
-        return max(1, self.core.prov_seq - self.entries + 1)

@@ -128,7 +128,7 @@ class Gen:
             if n == 31:
                 n = self.ptr(sp_ok=False)
             s = {1: 0, 2: 1, 4: 2, 8: 3}[size]
-            ix = rng.choice([f"x16", f"x16, lsl #{s}", "w17, sxtw", f"w17, sxtw #{s}",
+            ix = rng.choice(["x16", f"x16, lsl #{s}", "w17, sxtw", f"w17, sxtw #{s}",
                              "w16, uxtw"])
             text = f"{mn} {t}, [x{n}, {ix}]"
             op = f"{mn}.reg"
