@@ -12,13 +12,11 @@ write marks the page dirty.
 from __future__ import annotations
 
 from ..el2 import Resume, Stop
+from ..semantics.syndrome import (EC_IABT_LOWER, FSC_ACCESS_FLAG, FSC_PERMISSION,
+                                  FSC_TRANSLATION, ISS_S1PTW, ISS_WNR)
 from .errors import KvmError
 from .pages import PAGE_SIZE, drive, init_tags_steps
 
-EC_IABT_LOWER, EC_DABT_LOWER = 0x20, 0x24
-FSC_TRANSLATION, FSC_ACCESS, FSC_PERMISSION = 0x04, 0x08, 0x0C
-ESR_S1PTW = 1 << 7
-ESR_WNR = 1 << 6
 RETRY_LIMIT = 64                        # the same fault again with no progress: stop
 
 
@@ -30,11 +28,11 @@ def fault_type(esr: int) -> int:
 def is_write_fault(esr: int) -> bool:
     """kvm_is_write_fault: a stage-1 walk's fault is a write only when it is a permission fault
     (a walk in a read-only memslot must not look like a write); an instruction fetch never is."""
-    if esr & ESR_S1PTW:
+    if esr & ISS_S1PTW:
         return fault_type(esr) == FSC_PERMISSION
     if (esr >> 26) & 0x3F == EC_IABT_LOWER:
         return False
-    return bool(esr & ESR_WNR)
+    return bool(esr & ISS_WNR)
 
 
 def guest_abort(vcpu, e):
@@ -43,7 +41,7 @@ def guest_abort(vcpu, e):
     esr = e.esr_el2
     iabt = (esr >> 26) & 0x3F == EC_IABT_LOWER
     kind = fault_type(esr)
-    if e.ipa is None or kind not in (FSC_TRANSLATION, FSC_ACCESS, FSC_PERMISSION):
+    if e.ipa is None or kind not in (FSC_TRANSLATION, FSC_ACCESS_FLAG, FSC_PERMISSION):
         return vcpu.internal_error(e, f"unsupported stage-2 fault (ESR_EL2 {esr:#x})")
     ipa = e.ipa & ~(PAGE_SIZE - 1)
     vm.stats.s2_faults += 1
@@ -52,7 +50,7 @@ def guest_abort(vcpu, e):
     if slot is None or slot.backing.pfnmap or (write and slot.readonly):
         if iabt:
             return vcpu.inject_external_abort(e, True)       # -ENOEXEC -> SEA
-        if esr & ESR_S1PTW:
+        if esr & ISS_S1PTW:
             return vcpu.inject_external_abort(e, False)
         return vcpu.mmio_exit(e, ipa | ((e.far_el2 or 0) & 0xFFF))
     perm = kind == FSC_PERMISSION

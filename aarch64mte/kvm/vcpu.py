@@ -18,6 +18,7 @@ from ..el2 import Inject, Resume, Stop, VmExit
 from ..machine.exceptions import ExceptionRecord
 from ..machine.results import RunResult as MachineRunResult
 from ..machine import profiles
+from ..semantics import syndrome
 from .errors import KvmError
 from .fault import RETRY_LIMIT, guest_abort
 from .mmio import MmioAccess, decode, load_value
@@ -31,7 +32,6 @@ SYSREGS = ["sctlr_el1", "actlr_el1", "cpacr_el1", "ttbr0_el1", "ttbr1_el1", "tcr
 REGISTERS = GPRS + ["sp_el0", "sp_el1", "pc", "pstate", "fpsr", "fpcr"] + SIMD + SYSREGS
 PSTATE_TCO = 1 << 25
 PSTATE_MASK = 0xFFFF_FFFF
-EC_UNKNOWN_ESR = 0x0200_0000            # EC 0 (unknown reason), IL 1: an UNDEFINED instruction
 
 PSCI_VERSION, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET = 0x8400_0000, 0x8400_0008, 0x8400_0009
 SMCCC_NOT_SUPPORTED = (1 << 64) - 1
@@ -282,7 +282,7 @@ class Vcpu:
 
     def inject_undefined(self, e: VmExit):
         self.vm.stats.injected_exceptions += 1
-        return self._inject(e, "undefined", EC_UNKNOWN_ESR, None)
+        return self._inject(e, "undefined", syndrome.undefined_esr(), None)
 
     def inject_external_abort(self, e: VmExit, fetch: bool):
         """kvm_inject_pabt / kvm_inject_dabt: a synchronous external abort at the guest's EL,
@@ -290,8 +290,8 @@ class Vcpu:
         self.vm.stats.injected_exceptions += 1
         m = self.vm.host.machine
         same = m.el == 1
-        ec = (0x20 if fetch else 0x24) + (1 if same else 0)
-        esr = (ec << 26) | (1 << 25) | 0x10
+        esr = (syndrome.instruction_abort_esr(syndrome.FSC_SYNC_EXTERNAL, same) if fetch
+               else syndrome.data_abort_esr(syndrome.FSC_SYNC_EXTERNAL, False, same))
         far = e.far_el2
         return self._inject(e, "instruction_abort" if fetch else "data_abort", esr, far)
 

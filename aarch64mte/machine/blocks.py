@@ -123,7 +123,7 @@ class Counting:
         accesses count only if it also ``completed``."""
         c = self.counter
         a, s = c.last_addr, c.last_size
-        if s and a <= pc < a + s:
+        if self.began(pc):
             keep = (pc - a) // 4 + (1 if executed_at_pc else 0)
             c.insns -= s // 4 - keep
             c.last_size = 4 * keep

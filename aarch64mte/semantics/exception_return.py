@@ -6,9 +6,10 @@ machine decides legality here, before each ERET, and does an illegal return itse
 """
 from __future__ import annotations
 
+from .pseudocode import HCR_TGE
+
 SPSR_M_MASK = 0x1F
 PSTATE_IL = 1 << 20
-HCR_TGE = 1 << 27
 _VALID_AARCH64_M = {0b0000: 0, 0b0100: 1, 0b0101: 1, 0b1000: 2, 0b1001: 2, 0b1100: 3,
                     0b1101: 3}
 

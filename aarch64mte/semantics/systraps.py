@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .pseudocode import ELIsInHost
+from .pseudocode import HCR_TDZ, HCR_TGE, SCTLR_DZE, SCTLR_UCI, ELIsInHost
 from .syndrome import EC_HVC64, EC_SMC64, EC_SYSREG, sysreg_iss
 
 EC_WFX = 0x01
@@ -22,14 +22,10 @@ HCR_TSC = 1 << 19
 HCR_TACR = 1 << 21
 HCR_TSW, HCR_TPCP, HCR_TPU, HCR_TTLB = 1 << 22, 1 << 23, 1 << 24, 1 << 25
 HCR_TVM = 1 << 26
-HCR_TGE = 1 << 27
-HCR_TDZ = 1 << 28
 HCR_TRVM = 1 << 30
 SCTLR_UMA = 1 << 9
-SCTLR_DZE = 1 << 14
 SCTLR_UCT = 1 << 15
 SCTLR_NTWI, SCTLR_NTWE = 1 << 16, 1 << 18
-SCTLR_UCI = 1 << 26
 
 WFI, WFE = 0xD503207F, 0xD503205F
 
