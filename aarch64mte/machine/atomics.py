@@ -16,8 +16,6 @@ from __future__ import annotations
 from typing import Optional
 
 from ..semantics import alignment, faults
-from .checks import fault_mode
-from .exceptions import TagFault
 from .translation import READ, WRITE, WalkFault
 
 OPS = ("add", "clr", "eor", "set", "smax", "smin", "umax", "umin")
@@ -133,15 +131,11 @@ def access(m, va: int, total: int, pc: int, *, rmw: bool = False, write: bool = 
         else:
             tu.checked_granules_read += 1
         if atag != ltag:
-            mode = fault_mode(mmu.state.tcf[el], not write, True)
-            f = TagFault(va, ltag, atag, write, mode, pc, el)
-            tu.note_fault(f)
-            if mode == "sync":
+            f = tu.check_failed(va, ltag, atag, write, not write, True, pc, el)
+            if f.mode == "sync":
                 e = faults.TagCheckFault(va, write)
                 e.tag_fault = f
                 return e
-            if mode == "async":
-                tu.record_async(va, el)
     return pa
 
 

@@ -264,17 +264,27 @@ class TagUnit:
                 else:
                     self.checked_granules_read += 1
                 if atag != ltag:
-                    tcf = self.mmu.state.tcf[ael]
-                    mode = checks.fault_mode(tcf, reading, write or rmw)
-                    f = TagFault(gva, ltag, atag, write and not rmw, mode, pc, ael)
-                    self.note_fault(f)
-                    if mode == "sync":
+                    f = self.check_failed(gva, ltag, atag, write and not rmw, reading,
+                                          write or rmw, pc, ael)
+                    if f.mode == "sync":
                         self._sync_fault(f, info, va, n, ael)
                         return
-                    if mode == "async":
-                        self.record_async(gva, ael)
+                    if f.mode == "async":
                         return
             g += 16
+
+    def check_failed(self, va: int, ltag: int, atag: int, write: bool, reading: bool,
+                     rw: bool, pc: int, el: int) -> TagFault:
+        """A tag check at ``va`` failed: the failure in the mode EffectiveTCF gives it
+        (``checks.fault_mode``: ``reading`` for a read, ``rw`` for a read-modify-write or a
+        write), logged, and for an asynchronous one recorded in TFSR. A synchronous one is the
+        caller's to deliver (``f.mode == 'sync'``)."""
+        mode = checks.fault_mode(self.mmu.state.tcf[el], reading, rw)
+        f = TagFault(va, ltag, atag, write, mode, pc, el)
+        self.note_fault(f)
+        if mode == "async":
+            self.record_async(va, el)
+        return f
 
     def note_fault(self, f: TagFault) -> None:
         """Log a failed check; the log keeps the latest FAULT_LOG_LIMIT (an async fault in a

@@ -17,9 +17,7 @@ from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 
 from ..semantics import faults, syndrome, systraps
-from . import checks
 from .board import HLT_SEMIHOST, SemihostExit
-from .exceptions import TagFault
 from .mteunit import _DECODED, decoded
 from .results import RunResult, _Stop
 from .sysregs import BY_ENCODING, ENCODINGS, TRANSLATION_REGS
@@ -303,19 +301,13 @@ class Traps:
                 atag = tags.get(t.pa + 16 * i)
                 tu.checked_granules_written += 1
                 if atag != ltag:
-                    pc = eng.pc()
-                    tcf = self.mmu.state.tcf[el]
-                    mode = checks.fault_mode(tcf, False, True)
-                    f = TagFault(va, ltag, atag, True, mode, pc, el)
-                    self.tagunit.note_fault(f)
-                    if mode == "sync":
+                    f = tu.check_failed(va, ltag, atag, True, False, True, eng.pc(), el)
+                    if f.mode == "sync":
                         # no effect: the engine's fill for the block is refused
                         self.events.pending = ("tagfault", f, [], [])
                         self.core.refuse_fills = 1
                         self.eng.flush_tlb()
                         return
-                    if mode == "async":
-                        tu.record_async(va, el)
                     break
         if self.count_classes:
             self.mteunit.cpu.insn_bytes_written += size
