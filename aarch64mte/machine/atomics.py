@@ -73,7 +73,7 @@ def perform(m, word: int, pc: int) -> Optional[faults.ArchFault]:
         return faults.Undefined("not an atomic")
     op, size, pair, rs, rn, rt = d
     total = 2 * size if pair else size
-    va = m.reg("sp") if rn == 31 else m.reg(f"x{rn}")
+    va = base_address(m, rn)
     pa = access(m, va, total, pc, rmw=True, checked=rn != 31)
     if isinstance(pa, faults.ArchFault):
         return pa
@@ -81,7 +81,7 @@ def perform(m, word: int, pc: int) -> Optional[faults.ArchFault]:
     mask = (1 << (8 * size)) - 1
 
     def x(n: int) -> int:
-        return 0 if n == 31 else m.reg(f"x{n}") & mask
+        return read_x(m, n) & mask
     if op == "cas":
         if pair:
             cmp, new = x(rs) | x(rs + 1) << (8 * size), x(rt) | x(rt + 1) << (8 * size)
@@ -90,13 +90,13 @@ def perform(m, word: int, pc: int) -> Optional[faults.ArchFault]:
         if raw == cmp:
             _store(m, pa, new, total)
         if pair:
-            _set(m, rs, raw & mask)
-            _set(m, rs + 1, raw >> (8 * size))
+            write_x(m, rs, raw & mask)
+            write_x(m, rs + 1, raw >> (8 * size))
         else:
-            _set(m, rs, raw)
+            write_x(m, rs, raw)
     else:
         _store(m, pa, apply(op, raw, x(rs), size), size)
-        _set(m, rt, raw)
+        write_x(m, rt, raw)
     m.eng.set_pc(pc + 4)
     return None
 
@@ -144,6 +144,17 @@ def _store(m, pa: int, value: int, size: int) -> None:
     m.debugging.note_data_write(pa, size)
 
 
-def _set(m, n: int, value: int) -> None:
+def base_address(m, rn: int) -> int:
+    """The base register of a load/store: SP for 31."""
+    return m.reg("sp") if rn == 31 else m.reg(f"x{rn}")
+
+
+def read_x(m, n: int) -> int:
+    """X[n] as a data register: XZR reads 0."""
+    return 0 if n == 31 else m.reg(f"x{n}")
+
+
+def write_x(m, n: int, value: int) -> None:
+    """X[n] = value as a data register: a write to XZR is discarded."""
     if n != 31:
         m.set_reg(f"x{n}", value)

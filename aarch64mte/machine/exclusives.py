@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from ..semantics import alignment, faults
-from .atomics import access
+from .atomics import access, base_address, read_x, write_x
 
 
 @dataclass
@@ -47,10 +47,6 @@ def decode(word: int):
     return None
 
 
-def _base(m, rn: int) -> int:
-    return m.reg("sp") if rn == 31 else m.reg(f"x{rn}")
-
-
 def needs_python(m, word: int, monitor: Monitor) -> bool:
     """An exclusive the engine would get wrong: any pair (the engine's STXP takes a failed tag
     check only after the next instruction has run), or a store that is unaligned or faces this
@@ -61,7 +57,7 @@ def needs_python(m, word: int, monitor: Monitor) -> bool:
     store, size, pair, _, _, rn, _ = d
     if pair:
         return True
-    return store and (monitor.armed or _base(m, rn) % size != 0)
+    return store and (monitor.armed or base_address(m, rn) % size != 0)
 
 
 def perform(m, word: int, pc: int, monitor: Monitor) -> Optional[faults.ArchFault]:
@@ -71,7 +67,7 @@ def perform(m, word: int, pc: int, monitor: Monitor) -> Optional[faults.ArchFaul
         return faults.Undefined("not an exclusive")
     store, size, pair, rs, rt2, rn, rt = d
     total = 2 * size if pair else size
-    va = _base(m, rn)
+    va = base_address(m, rn)
     checked = rn != 31
     mask = (1 << (8 * size)) - 1
     if not store:
@@ -79,9 +75,9 @@ def perform(m, word: int, pc: int, monitor: Monitor) -> Optional[faults.ArchFaul
         if isinstance(pa, faults.ArchFault):
             return pa
         raw = int.from_bytes(m.ram.read(pa, total), "little")
-        _set(m, rt, raw & mask)
+        write_x(m, rt, raw & mask)
         if pair:
-            _set(m, rt2, raw >> (8 * size))
+            write_x(m, rt2, raw >> (8 * size))
         monitor.va, monitor.size, monitor.armed = va, total, True
     else:
         if alignment.CheckAlignment(va, total, alignment.ATOMIC, m.mmu.regime(m.el).sctlr):
@@ -91,21 +87,13 @@ def perform(m, word: int, pc: int, monitor: Monitor) -> Optional[faults.ArchFaul
             pa = access(m, va, total, pc, write=True, checked=checked)
             if isinstance(pa, faults.ArchFault):
                 return pa
-            value = _reg(m, rt) & mask
+            value = read_x(m, rt) & mask
             if pair:
-                value |= (_reg(m, rt2) & mask) << (8 * size)
+                value |= (read_x(m, rt2) & mask) << (8 * size)
             m.ram.write(pa, value.to_bytes(total, "little"))
             m.debugging.note_data_write(pa, total)
         monitor.clear()
-        _set(m, rs, 0 if passed else 1)
+        write_x(m, rs, 0 if passed else 1)
     m.eng.set_pc(pc + 4)
     return None
 
-
-def _reg(m, n: int) -> int:
-    return 0 if n == 31 else m.reg(f"x{n}")
-
-
-def _set(m, n: int, value: int) -> None:
-    if n != 31:
-        m.set_reg(f"x{n}", value)
