@@ -151,3 +151,16 @@ LONG = os.environ.get("AARCH64MTE_LONG") == "1"
 def examples(default: int, deep: int) -> int:
     """A hypothesis example count: ``default`` normally, ``deep`` under --long."""
     return deep if os.environ.get("AARCH64MTE_LONG") == "1" else default
+
+
+def native_built() -> bool:
+    from aarch64mte.machine import native as native_lib
+    return native_lib.library() is not None
+
+
+# the machine's two paths, for tests that run under both: the native hooks (skipped where the
+# extension is not built) and the pure-Python ones (AARCH64MTE_NATIVE=0's)
+NATIVE_PATHS = [pytest.param(True, id="native",
+                             marks=pytest.mark.skipif(not native_built(),
+                                                      reason="the native extension is not built")),
+                pytest.param(False, id="python")]

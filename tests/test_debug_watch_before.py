@@ -12,12 +12,10 @@ from __future__ import annotations
 import pytest
 
 from aarch64mte.assembler import assemble
-from aarch64mte.machine import Machine, native
+from aarch64mte.machine import Machine
+from conftest import NATIVE_PATHS
 
-PATHS = [pytest.param(True, id="native",
-                      marks=pytest.mark.skipif(native.library() is None,
-                                               reason="the native extension is not built")),
-         pytest.param(False, id="python")]
+PATHS = NATIVE_PATHS
 
 CASAL = ".inst 0xc8e0fc41            // casal x0, x1, [x2]"
 LDADD = ".inst 0xf8200041            // ldadd x0, x1, [x2]"

@@ -16,11 +16,9 @@ import pytest
 
 from aarch64mte.assembler import assemble
 from aarch64mte.machine import Machine, native
+from conftest import NATIVE_PATHS
 
-PATHS = [pytest.param(True, id="native",
-                      marks=pytest.mark.skipif(native.library() is None,
-                                               reason="the native extension is not built")),
-         pytest.param(False, id="python")]
+PATHS = NATIVE_PATHS
 
 # x0: a 256-byte aligned buffer (so STGM's granule index i counts from 0); x1 and x2 point to
 # it with tags 3 and 0xa. `first` writes tag 3, `second` tag 0xa, with the same instruction.

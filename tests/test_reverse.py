@@ -18,14 +18,12 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from aarch64mte.assembler import assemble
 from aarch64mte.debug.session import ReverseError, Session
 from aarch64mte.machine import Machine, native
+from conftest import NATIVE_PATHS
 from aarch64mte.machine.replay import Recorder, ReplayError
 
 from conftest import examples
 
-PATHS = [pytest.param(True, id="native",
-                      marks=pytest.mark.skipif(native.library() is None,
-                                               reason="the native extension is not built")),
-         pytest.param(False, id="python")]
+PATHS = NATIVE_PATHS
 
 PROGRAM = """
     .text

@@ -28,6 +28,7 @@ import pytest
 
 from aarch64mte.assembler import assemble
 from aarch64mte.machine import Machine
+from conftest import NATIVE_PATHS, examples, native_built  # noqa: F401 (examples: cs.examples())
 
 # --- ESR values (Arm ARM D24.2.49 ESR_EL1; ISS encoding for a Data Abort) ---------------------
 EC_UNKNOWN, EC_ILLEGAL_STATE, EC_PC_ALIGN = 0x00, 0x0E, 0x22
@@ -339,12 +340,6 @@ def alias(va: int) -> int:
     return tag | ((va & ((1 << 56) - 1)) - RAM_BASE + ALIAS_VA)
 
 
-def examples(default: int, deep: int) -> int:
-    """A hypothesis example count: ``default`` normally, ``deep`` under --long."""
-    import os
-    return deep if os.environ.get("AARCH64MTE_LONG") == "1" else default
-
-
 def warn_if_qemu_architectural(side: str, what: str) -> None:
     """QEMU now does what the architecture says where it used to depart: say so."""
     if side == "qemu":
@@ -353,18 +348,9 @@ def warn_if_qemu_architectural(side: str, what: str) -> None:
                       "tools/qemu_diff/rules.py may be retired", UserWarning)
 
 
-def native_built() -> bool:
-    from aarch64mte.machine import native as native_lib
-    return native_lib.library() is not None
-
-
-
 # --- fixtures (imported by each test module: a conftest.py here would shadow tests/conftest.py,
 # which other suites import by name) ---------------------------------------------------------------
-PATHS = [pytest.param(True, id="native",
-                      marks=pytest.mark.skipif(not native_built(),
-                                               reason="the native extension is not built here")),
-         pytest.param(False, id="python")]
+PATHS = NATIVE_PATHS
 
 
 @pytest.fixture(params=PATHS)
