@@ -5,20 +5,11 @@ GCR_EL1 = 0): its first tag is 0xe (the same known answer examples/step_irg.py p
 buffers in the migration and DMA examples carry tag 0xe and ADDG #1 makes the stale pointer's
 tag 0xf.
 """
-import os
-import subprocess
-import sys
-from pathlib import Path
+from functools import partial
 
-ROOT = Path(__file__).resolve().parent.parent
+import test_python_examples
 
-
-def run_example(name, *args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
-    assert out.returncode == 0, out.stderr
-    return out.stdout
+run_example = partial(test_python_examples.run_example, timeout=300)
 
 
 def test_migration_keeps_tags_and_the_fault():

@@ -7,11 +7,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_example(name):
-    # the checkout under test, whatever else is installed
+def run_example(name, *args, timeout=120):
+    """Run examples/NAME with the checkout under test (whatever else is installed); its
+    standard output, once it has exited 0."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, str(ROOT / "examples" / name)], capture_output=True,
-                         text=True, timeout=120, cwd=ROOT, env=env)
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / name), *args],
+                         capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     assert out.returncode == 0, out.stderr
     return out.stdout
 
