@@ -3,8 +3,8 @@
 // Each benchmark row is one bare-metal program for the `virt` board (RAM at 0x4000_0000,
 // Arm semihosting): this file, then the row's own source, which defines `work`. The harness
 // puts `.equ` lines in front: ITERATIONS (how many times the row repeats its workload; `work`
-// reads it from `bench_iterations`, in .data, so that the text holds only instructions and
-// raw Unicorn's NOP substitution cannot touch it) and TAGGED_MAP (1: turn the MMU on with RAM
+// gets it in x1, read from `bench_iterations`, in .data, so that the text holds only
+// instructions and raw Unicorn's NOP substitution cannot touch it; x6 holds `bench_k`) and TAGGED_MAP (1: turn the MMU on with RAM
 // mapped Normal Tagged; 0: leave it off, so memory is Untagged and nothing is checked), and
 // whatever the row's source asks for.
 //
@@ -68,6 +68,10 @@ _start:
         isb
         mov     x20, #0
         mov     x21, #0
+        adr     x1, bench_iterations        // what every row's `work` starts from
+        ldr     x1, [x1]
+        adr     x6, bench_k
+        ldr     x6, [x6]
         bl      work
 
         .globl  done

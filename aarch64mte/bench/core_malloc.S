@@ -21,11 +21,7 @@
         .equ    HEAP_SIZE, 32768
 
         .text
-work:
-        adr     x1, bench_iterations
-        ldr     x1, [x1]
-        adr     x6, bench_k
-        ldr     x6, [x6]
+work:                                       // x1 = ITERATIONS, x6 = bench_k (core_boot.S)
         adr     x22, heap                   // the bump pointer
         add     x23, x22, #(HEAP_SIZE / 4096), lsl #12
         adr     x24, slots                  // SLOTS x {tagged pointer, size class}

@@ -9,11 +9,7 @@
 // raw Unicorn runs the MTE instructions as NOPs.
 
         .text
-work:
-        adr     x1, bench_iterations
-        ldr     x1, [x1]
-        adr     x6, bench_k
-        ldr     x6, [x6]
+work:                                       // x1 = ITERATIONS, x6 = bench_k (core_boot.S)
         adr     x12, mte_page
         mov     x11, #0                     // this iteration's object: its offset in the page
         mov     x9, #0                      // IRG's exclusion mask: the last object's tag

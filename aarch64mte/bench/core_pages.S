@@ -16,11 +16,7 @@
         .equ    PAGES, 4
 
         .text
-work:
-        adr     x1, bench_iterations
-        ldr     x1, [x1]
-        adr     x6, bench_k
-        ldr     x6, [x6]
+work:                                       // x1 = ITERATIONS, x6 = bench_k (core_boot.S)
         adr     x12, tag_pages
         add     x16, x12, #(PAGES * 4096)
         adr     x13, saved_tags

@@ -14,11 +14,7 @@
 // A pass is 256 loads, 256 stores and 1,156 instructions.
 
         .text
-work:
-        adr     x1, bench_iterations
-        ldr     x1, [x1]
-        adr     x6, bench_k
-        ldr     x6, [x6]
+work:                                       // x1 = ITERATIONS, x6 = bench_k (core_boot.S)
         adr     x8, sweep_page
         mov     x9, #PAGE_TAG
         orr     x8, x8, x9, lsl #56
