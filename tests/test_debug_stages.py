@@ -20,7 +20,7 @@ from aarch64mte.cli.main import main
 from aarch64mte.debug import stages
 from aarch64mte.el2 import Stage2Map
 from aarch64mte.machine import Machine
-from test_gdb_multiarch import Stub, gdb, needs_gdb
+from gdb_support import StubProcess, gdb, needs_gdb
 
 REPO = Path(__file__).resolve().parent.parent
 RAM, RAM_SIZE, PAGE = 0x4000_0000, 128 << 20, 0x1000
@@ -185,8 +185,8 @@ def test_target_description_has_el2_registers_only_with_el2():
 
 @needs_gdb
 def test_gdb_reads_el2_registers_and_guest_tags_through_stage2(guest, tmp_path):
-    stub = Stub("--el2", "shim", "--stage2", str(guest.parent / "stage2.toml"),
-                tmpdir=tmp_path, program=guest)
+    stub = StubProcess(tmp_path, guest, "--el2", "shim", "--stage2",
+                     str(guest.parent / "stage2.toml"))
     try:
         text = gdb(stub.port, "break *0x40080018", "continue", "p/x $hcr_el2",
                    "p/x $vtcr_el2", "memory-tag print-allocation-tag 0x40200010",

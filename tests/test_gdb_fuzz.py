@@ -10,61 +10,16 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from aarch64mte.debug.gdb import packets as pk
+from gdb_support import DEMO, StubProcess
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "asm" / "debug_demo.S"
 REPLY_TIMEOUT = 20.0
-
-
-class StubProcess:
-    """The stub in a subprocess, its stderr in a file, temporary files in `tmp`."""
-
-    def __init__(self, tmp: Path, program: Path = DEMO, max_insns: str = "200000"):
-        self.tmp = tmp / "tmpdir"
-        self.tmp.mkdir()
-        self.log = tmp / "stub.stderr"
-        env = dict(os.environ, TMPDIR=str(self.tmp),
-                   PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        self.err = open(self.log, "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", str(program), "--port",
-             "0", "--max-insns", max_insns], stdout=subprocess.DEVNULL, stderr=self.err, env=env)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on [\d.]+:(\d+)", self.log.read_text())
-            if m:
-                self.port = int(m.group(1))
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"gdbserver did not start: {self.log.read_text()}")
-
-    def stderr(self) -> str:
-        if not self.err.closed:
-            self.err.flush()
-        return self.log.read_text()
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.err.close()
-        return self.proc.wait(timeout=10)
 
 
 class Client:
@@ -203,7 +158,7 @@ def _answer_or_run(client: Client, body: bytes) -> None:
 
 
 def fuzz(tmp_path: Path, random_count: int, seed: int) -> dict:
-    stub = StubProcess(tmp_path)
+    stub = StubProcess(tmp_path, DEMO, "--max-insns", "200000")
     sent = 0
     try:
         c = Client(stub.port)

@@ -4,73 +4,20 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-DEMO = ROOT / "asm" / "debug_demo.S"
-GDB = shutil.which("gdb-multiarch")
-
-needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed "
-                               "(Debian package gdb-multiarch; oracles/install.sh)")
-
-
-class Stub:
-    """`aarch64mte gdbserver PROGRAM --port 0` in a subprocess; `port` is the one it chose. Its
-    temporary files go to `tmpdir` (TMPDIR), and close() ends it with SIGTERM, as a user would."""
-
-    def __init__(self, *extra, tmpdir=None, program=DEMO):
-        env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        if tmpdir is not None:
-            env["TMPDIR"] = str(tmpdir)
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "aarch64mte.cli.main", "gdbserver", str(program), "--port",
-             "0", *extra], stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-        line = ""
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            m = re.search(r"listening on [\d.]+:(\d+)", line)
-            if m:
-                self.port = int(m.group(1))
-                return
-            if not line and self.proc.poll() is not None:
-                break
-        self.close()
-        raise RuntimeError(f"gdbserver did not start: {line!r}")
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        self.proc.wait(timeout=10)
-        for f in (self.proc.stderr, self.proc.stdout):
-            f.close()
+from gdb_support import DEMO, ROOT, StubProcess, gdb, needs_gdb
 
 
 @pytest.fixture
 def stub(tmp_path):
-    s = Stub(tmpdir=tmp_path)
+    s = StubProcess(tmp_path)
     yield s
     s.close()
-
-
-def gdb(port: int, *commands: str, timeout: int = 30) -> str:
-    args = [GDB, "-q", "-batch", "-nx", "-ex", "set confirm off",
-            "-ex", f"target remote 127.0.0.1:{port}"]
-    for c in commands:
-        args += ["-ex", c]
-    out = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    return out.stdout + out.stderr
 
 
 @needs_gdb

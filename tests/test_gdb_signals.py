@@ -7,7 +7,8 @@ import signal
 import pytest
 
 from aarch64mte.debug.gdb import packets as pk
-from test_gdb_fuzz import Client, StubProcess
+from gdb_support import DEMO, StubProcess
+from test_gdb_fuzz import Client
 
 SPIN = """
         .text
@@ -20,7 +21,7 @@ _start: add x0, x0, #1
 @pytest.mark.parametrize("sig,status", [(signal.SIGTERM, 143), (signal.SIGHUP, 129),
                                         (signal.SIGINT, 130)])
 def test_signal_removes_the_temporary_elf(tmp_path, sig, status):
-    stub = StubProcess(tmp_path)
+    stub = StubProcess(tmp_path, DEMO, "--max-insns", "200000")
     leftover = list(stub.tmp.iterdir())
     assert len(leftover) == 1 and leftover[0].suffix == ".elf"   # the symbols file GDB reads
     c = Client(stub.port)
@@ -35,7 +36,7 @@ def test_signal_removes_the_temporary_elf(tmp_path, sig, status):
 def test_sigterm_during_a_run(tmp_path):
     src = tmp_path / "spin.S"
     src.write_text(SPIN)
-    stub = StubProcess(tmp_path, program=src, max_insns="1000000000")
+    stub = StubProcess(tmp_path, src, "--max-insns", "1000000000")
     c = Client(stub.port)
     c.ask(b"qSupported")
     c.sock.sendall(pk.frame(b"c"))

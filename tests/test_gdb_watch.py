@@ -9,13 +9,9 @@ right AFTER the access and GDB's step (backwards) lands before it.
 """
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-import sys
 import threading
-import time
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -26,12 +22,12 @@ from aarch64mte.debug.gdb.target_xml import PC_REGNUM
 from aarch64mte.debug.session import Session
 from aarch64mte.machine import Machine
 
+import gdb_support
+from gdb_support import StubProcess, needs_gdb
 from test_gdb_protocol import Client
 
 ROOT = Path(__file__).resolve().parent.parent
-GDB = shutil.which("gdb-multiarch")
-needs_gdb = pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed "
-                               "(Debian package gdb-multiarch; oracles/install.sh)")
+gdb = partial(gdb_support.gdb, timeout=120)
 
 # `counter` is written once, at `store`, in the third of 20 iterations; `other` (the same
 # 1 KiB page) and `far` (another page) are written every iteration; `reader` reads counter.
@@ -200,50 +196,11 @@ def test_fault_stop_prints_the_tag_writer():
 
 # --- gdb-multiarch ---------------------------------------------------------------------------
 
-class LoggedStub:
-    """`aarch64mte gdbserver PROGRAM --port 0 -v`, its packet log in a file."""
-
-    def __init__(self, program: Path, tmp: Path):
-        env = dict(os.environ, PYTHONPATH=str(ROOT), TMPDIR=str(tmp))
-        self.log_path = tmp / "stub.log"
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen([sys.executable, "-m", "aarch64mte.cli.main", "gdbserver",
-                                      str(program), "--port", "0", "-v"], stderr=self.log,
-                                     stdout=subprocess.DEVNULL, env=env, cwd=tmp)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            m = re.search(r"listening on [\d.]+:(\d+)", self.log_path.read_text())
-            if m:
-                self.port = int(m.group(1))
-                return
-            time.sleep(0.05)
-        self.close()
-        raise RuntimeError("gdbserver did not start")
-
-    def packets(self) -> str:
-        return self.log_path.read_text()
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.log.close()
-
-
-def gdb(port: int, *commands: str) -> str:
-    args = [GDB, "-q", "-batch", "-nx", "-ex", "set confirm off",
-            "-ex", f"target remote 127.0.0.1:{port}"]
-    for cmd in commands:
-        args += ["-ex", cmd]
-    r = subprocess.run(args, capture_output=True, text=True, timeout=120)
-    return r.stdout + r.stderr
-
-
 @pytest.fixture
 def loop_stub(tmp_path):
     src = tmp_path / "loop.S"
     src.write_text(LOOP)
-    stub = LoggedStub(src, tmp_path)
+    stub = StubProcess(tmp_path, src, "-v", cwd=tmp_path)
     yield stub, assemble(LOOP).symbols
     stub.close()
 
@@ -301,7 +258,7 @@ def test_gdb_reverse_execution(loop_stub):
 
 @needs_gdb
 def test_gdb_tag_watch_and_writer_commands(tmp_path):
-    stub = LoggedStub(ROOT / "asm" / "use_after_free.S", tmp_path)
+    stub = StubProcess(tmp_path, ROOT / "asm" / "use_after_free.S", "-v", cwd=tmp_path)
     try:
         heap = assemble((ROOT / "asm" / "use_after_free.S").read_text()).symbols["heap"]
         out = gdb(stub.port, f"monitor watch-tag {heap:#x}", "continue", "p $pc",

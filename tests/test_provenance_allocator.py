@@ -109,15 +109,16 @@ def test_the_debugger_finds_the_neighbour_of_an_overflow(built):
 
 @pytest.mark.skipif(GDB is None, reason="gdb-multiarch is not installed")
 def test_gdb_multiarch_goes_back_to_the_free(built, tmp_path):
-    from test_gdb_watch import LoggedStub, gdb
+    from gdb_support import StubProcess, gdb
     elf = built / "use_after_free.elf"
-    stub = LoggedStub(elf, tmp_path)
+    stub = StubProcess(tmp_path, elf, "-v", cwd=tmp_path)
     try:
         first = cli("run", elf, "--json")
         granule = int(json.loads(first.stdout)["exception"]["tag_fault"]["pointer"], 16) \
             & ((1 << 56) - 1) & ~0xF
         out = gdb(stub.port, f"file {elf}", "continue", f"monitor history {granule:#x}",
-                  f"monitor watch-tag {granule:#x}", "reverse-continue", "bt", "kill")
+                  f"monitor watch-tag {granule:#x}", "reverse-continue", "bt", "kill",
+                  timeout=120)
     finally:
         stub.close()
     assert re.search(r"tag-check fault: allocation tag 0x. set by stg x\d+, \[x\d+\] at "
