@@ -852,6 +852,28 @@ def test_stage2_tables_express_the_map(maps, fwb, data):
             assert walk(host, writer.vttbr, ipa)[0] is None
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pages=st.lists(st.tuples(st.integers(0, (1 << 28) - 1), st.integers(0, 0x7FFF),
+                                st.booleans()), min_size=1, max_size=40))
+def test_pages_mapped_one_by_one_walk_as_a_full_build(pages):
+    """TableWriter.set_page after a build (how a VM maps its memory on demand) leaves tables
+    whose walk gives, for every IPA page, what a build of the whole map gives."""
+    ipa_of = {}
+    for ipa_page, pa_page, writable in pages:
+        ipa_of[ipa_page << 12] = (0x4000_0000 + (pa_page << 12), writable)
+    s2 = Stage2Map()
+    step, whole = HostMemory(), HostMemory()
+    one = TableWriter(step.base, step.size, step.write)
+    one.build(s2, False)
+    for ipa, (pa, w) in ipa_of.items():
+        m = s2.add(ipa, pa, PAGE, "normal-wb", "rwx" if w else "rx")
+        one.set_page(ipa, pa, m.descriptor_bits(False))
+    full = TableWriter(whole.base, whole.size, whole.write)
+    full.build(s2, False)
+    for ipa in list(ipa_of) + [ipa + PAGE for ipa in ipa_of]:
+        assert walk(step, one.vttbr, ipa) == walk(whole, full.vttbr, ipa)
+
+
 @settings(max_examples=60, deadline=None)
 @given(maps=stage2_maps(), data=st.data())
 def test_overlapping_mapping_is_refused_and_changes_nothing(maps, data):

@@ -169,50 +169,67 @@ class TableWriter:
         self.base = base
         self.size = size
         self.write = write
+        self._tables = None                                # what the last build wrote
+
+    @property
+    def built(self) -> bool:
+        return self._tables is not None
 
     @property
     def vttbr(self) -> int:
         return (1 << 48) | self.base                      # VMID 1
 
     def build(self, s2: Stage2Map, fwb: bool) -> None:
-        tables = {}                                       # table PA -> list of 512 entries
-        root = self.base
-        tables[root] = [0] * (512 * ROOT_TABLES)
-        next_free = [root + PAGE * ROOT_TABLES]
-
-        def new_table() -> int:
-            t = next_free[0]
-            if t + PAGE > self.base + self.size:
-                raise InputError(f"its stage-2 tables need more host memory than the shim "
-                                 f"has ({self.size >> 10} KiB)", s2.source)
-            next_free[0] += PAGE
-            tables[t] = [0] * 512
-            return t
-
-        def entry(table: int, index: int, level: int) -> int:
-            """The next-level table under (table, index), made if absent."""
-            cur = tables[table][index]
-            if cur & 3 == 3 and level < 3:
-                return cur & 0x0000_FFFF_FFFF_F000
-            t = new_table()
-            tables[table][index] = t | 3
-            return t
-
+        """Write every table of ``s2`` afresh."""
+        self._tables = {self.base: [0] * (512 * ROOT_TABLES)}    # table PA -> its entries
+        self._next = self.base + PAGE * ROOT_TABLES
+        self._source = s2.source
+        self._dirty = set()
         for m in s2:
             bits = m.descriptor_bits(fwb)
             ipa, pa, end = m.ipa, m.pa, m.ipa + m.size
             while ipa < end:
-                l2t = entry(root, (ipa >> 30) & 0x3FF, 1)
                 if ipa % BLOCK2 == 0 and pa % BLOCK2 == 0 and end - ipa >= BLOCK2:
-                    tables[l2t][(ipa >> 21) & 511] = pa | bits | 0b01       # 2 MiB block
+                    l2t = self._entry(self.base, (ipa >> 30) & 0x3FF, 1)
+                    self._tables[l2t][(ipa >> 21) & 511] = pa | bits | 0b01      # 2 MiB block
                     ipa += BLOCK2
                     pa += BLOCK2
                     continue
-                l3t = entry(l2t, (ipa >> 21) & 511, 2)
-                tables[l3t][(ipa >> 12) & 511] = pa | bits | 0b11           # 4 KiB page
+                self._set_page(ipa, pa, bits)
                 ipa += PAGE
                 pa += PAGE
         # clear what a previous build left, then write every table
-        self.write(self.base, bytes(next_free[0] - self.base))
-        for t, entries in tables.items():
+        self.write(self.base, bytes(self._next - self.base))
+        for t, entries in self._tables.items():
             self.write(t, struct.pack(f"<{len(entries)}Q", *entries))
+
+    def set_page(self, ipa: int, pa: int, bits: int) -> None:
+        """Map one 4 KiB page (outside any 2 MiB block) in the tables the last ``build``
+        wrote, writing only the tables that change: a VM mapping its memory page by page does
+        not rewrite the rest."""
+        self._dirty = set()
+        self._set_page(ipa, pa, bits)
+        for t in sorted(self._dirty):
+            self.write(t, struct.pack(f"<{len(self._tables[t])}Q", *self._tables[t]))
+
+    def _set_page(self, ipa: int, pa: int, bits: int) -> int:
+        l2t = self._entry(self.base, (ipa >> 30) & 0x3FF, 1)
+        l3t = self._entry(l2t, (ipa >> 21) & 511, 2)
+        self._tables[l3t][(ipa >> 12) & 511] = pa | bits | 0b11                # 4 KiB page
+        self._dirty.add(l3t)
+        return l3t
+
+    def _entry(self, table: int, index: int, level: int) -> int:
+        """The next-level table under (table, index), made if absent."""
+        cur = self._tables[table][index]
+        if cur & 3 == 3 and level < 3:
+            return cur & 0x0000_FFFF_FFFF_F000
+        t = self._next
+        if t + PAGE > self.base + self.size:
+            raise InputError(f"its stage-2 tables need more host memory than the shim "
+                             f"has ({self.size >> 10} KiB)", self._source)
+        self._next += PAGE
+        self._tables[t] = [0] * 512
+        self._tables[table][index] = t | 3
+        self._dirty.update((table, t))
+        return t

@@ -30,9 +30,9 @@ class GuestStage2:
             return
         if ipa in self.entries:
             self.map.remove(ipa, PAGE_SIZE)
-        self.map.add(ipa, pa, PAGE_SIZE, "normal-wb", "rwx" if writable else "rx")
+        m = self.map.add(ipa, pa, PAGE_SIZE, "normal-wb", "rwx" if writable else "rx")
         self.entries[ipa] = (pa, writable)
-        self.sync()
+        self.sync(lambda: self.tables.set_page(ipa, pa, m.descriptor_bits(False)))
 
     def unmap(self, ipa: int, size: int = PAGE_SIZE) -> int:
         """kvm_stage2_unmap_range; returns how many pages were mapped there."""
@@ -63,10 +63,14 @@ class GuestStage2:
             pa, w = self.entries[ipa]
             yield ipa, pa, w
 
-    def sync(self) -> None:
-        """Write the tables; if this VM's vCPU is loaded, the TLBs forget the old ones."""
+    def sync(self, change=None) -> None:
+        """Write the tables (all of them, or by ``change()`` only what one mapping changes);
+        if this VM's vCPU is loaded, the TLBs forget the old ones."""
         try:
-            self.tables.build(self.map, False)
+            if change is not None and self.tables.built:
+                change()
+            else:
+                self.tables.build(self.map, False)
         except InputError as e:
             raise KvmError("stage-2 map", "ENOMEM", str(e)) from None
         vm = self.vm
