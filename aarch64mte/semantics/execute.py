@@ -13,11 +13,11 @@ from typing import Callable, Dict, List
 
 from . import faults
 from .pseudocode import (
-    GCR_EXCLUDE_MASK, GCR_MASK, GCR_RRND_BIT, HCR_ATA, HCR_E2H, HCR_TDZ, HCR_TGE, HCR_TID5,
-    MASK64, PSTATE_TCO_BIT, RGSR_MASK, SCTLR_DZE, SCTLR_SA, SCTLR_SA0, SCTLR_UCI, TAG_GRANULE,
+    GCR_EXCLUDE_MASK, GCR_MASK, GCR_RRND_BIT, HCR_ATA, HCR_E2H, HCR_TGE, HCR_TID5,
+    MASK64, PSTATE_TCO_BIT, RGSR_MASK, SCTLR_SA, SCTLR_SA0, SCTLR_UCI, TAG_GRANULE,
     TFSR_MASK, AddressWithAllocationTag, Align, AllocationTagFromAddress, ChooseNonExcludedTag,
-    ChooseTagOrZero, DCZIDBlockBytes, ELIsInHost, GMIDBlockBytes, PackTags, SubtractPointers,
-    UnpackTags,
+    ChooseTagOrZero, DCZeroAccessTrap, DCZIDBlockBytes, ELIsInHost, GMIDBlockBytes, PackTags,
+    SubtractPointers, UnpackTags,
 )
 from .syndrome import sysreg_iss_by_name
 
@@ -305,15 +305,11 @@ def _check_dc_zero_allowed(insn, cpu, name: str) -> None:
         return
     el2 = _el2_enabled(cpu)
     hcr = _hcr(cpu)
-    if el == 0:
-        if ELIsInHost(0, hcr, el2):
-            if not cpu.sysreg("SCTLR_EL2") & SCTLR_DZE:
-                raise _sys_trap(insn, cpu, 2, name)
-            return
-        if not cpu.sysreg("SCTLR_EL1") & SCTLR_DZE:
-            raise _sys_trap(insn, cpu, 2 if (el2 and hcr & HCR_TGE) else 1, name)
-    if el2 and hcr & HCR_TDZ:
-        raise _sys_trap(insn, cpu, 2, name)
+    host = el == 0 and ELIsInHost(0, hcr, el2)
+    target = DCZeroAccessTrap(el, hcr, el2, cpu.sysreg("SCTLR_EL1"),
+                              cpu.sysreg("SCTLR_EL2") if host else 0)
+    if target is not None:
+        raise _sys_trap(insn, cpu, target, name)
 
 
 def _dc_set_tags(insn, cpu, name: str, zero: bool) -> None:

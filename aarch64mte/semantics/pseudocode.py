@@ -245,6 +245,26 @@ def ELIsInHost(el: int, hcr_el2: int, el2_enabled: bool = True) -> bool:
     return el == 0 and bool(hcr_el2 & HCR_TGE)
 
 
+def DCZeroAccessTrap(el: int, hcr_el2: int, el2_enabled: bool, sctlr_el1: int,
+                     sctlr_el2: int = 0) -> Optional[int]:
+    """The EL a DC ZVA, DC GVA or DC GZVA at ``el`` traps to, or None. At EL0 SCTLR_EL1.DZE = 0
+    traps to EL1 (to EL2 when HCR_EL2.TGE = 1), or in the EL2&0 host SCTLR_EL2.DZE = 0 to EL2;
+    then HCR_EL2.TDZ traps EL0 and EL1 to EL2, its Effective value 0 only when {E2H, TGE} =
+    {1, 1} (HCR_EL2.TDZ; the instructions' access checks). ``sctlr_el2`` is read only in the
+    host."""
+    if el > 1:
+        return None
+    hcr = hcr_el2 if el2_enabled else 0
+    if el == 0:
+        if ELIsInHost(0, hcr, el2_enabled):
+            return None if sctlr_el2 & SCTLR_DZE else 2
+        if not sctlr_el1 & SCTLR_DZE:
+            return 2 if el2_enabled and hcr & HCR_TGE else 1
+    if el2_enabled and hcr & HCR_TDZ:
+        return 2
+    return None
+
+
 def TranslationRegime(el: int, hcr_el2: int = 0, el2_enabled: bool = False) -> str:
     """TranslationRegime(el): 'EL3', 'EL2', 'EL20' or 'EL10'."""
     if el == 3:

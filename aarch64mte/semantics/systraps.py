@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .pseudocode import HCR_TDZ, HCR_TGE, SCTLR_DZE, SCTLR_UCI, ELIsInHost
+from .pseudocode import HCR_TGE, SCTLR_UCI, DCZeroAccessTrap, ELIsInHost
 from .syndrome import EC_HVC64, EC_SMC64, EC_SYSREG, sysreg_iss
 
 EC_WFX = 0x01
@@ -107,11 +107,8 @@ def system_trap(word: int, el: int, hcr: int, sctlr_el1: int, el2_enabled: bool,
             return _sysreg_trap(insn, el0_target)
         if insn.op0 == 1 and insn.op1 == 3 and insn.crn == 7:
             if insn.crm == 4 and insn.op2 == 1:                 # DC ZVA
-                if not el0_sctlr & SCTLR_DZE:
-                    return _sysreg_trap(insn, el0_target)
-                if lower and hcr & HCR_TDZ:
-                    return _sysreg_trap(insn, 2)
-                return None
+                target = DCZeroAccessTrap(0, hcr, el2_enabled, sctlr_el1, sctlr_el2)
+                return None if target is None else _sysreg_trap(insn, target)
             if insn.crm in (5, 10, 11, 12, 13, 14) and not el0_sctlr & SCTLR_UCI:
                 return _sysreg_trap(insn, el0_target)           # IC IVAU, DC CVAU, CVAC, ...
         return None
@@ -128,8 +125,9 @@ def system_trap(word: int, el: int, hcr: int, sctlr_el1: int, el2_enabled: bool,
     if insn.op0 == 1 and insn.crn == 8 and hcr & HCR_TTLB:      # TLBI
         return _sysreg_trap(insn, 2)
     if insn.op0 == 1 and insn.crn == 7:
-        if insn.crm == 4 and insn.op1 == 3 and insn.op2 == 1 and hcr & HCR_TDZ:
-            return _sysreg_trap(insn, 2)                        # DC ZVA
+        if insn.crm == 4 and insn.op1 == 3 and insn.op2 == 1:  # DC ZVA
+            target = DCZeroAccessTrap(1, hcr, el2_enabled, sctlr_el1)
+            return None if target is None else _sysreg_trap(insn, target)
         if insn.crm in (6, 10, 14) and insn.op2 in (2, 4, 6) and insn.op1 == 0 \
                 and hcr & HCR_TSW:
             return _sysreg_trap(insn, 2)                        # DC ISW/CSW/CISW (set/way)

@@ -1,4 +1,5 @@
 """The pseudocode functions against the Arm ARM rules they transcribe."""
+import pytest
 from hypothesis import given, strategies as st
 
 from aarch64mte.semantics import pseudocode as p
@@ -247,3 +248,37 @@ def test_subp_ignores_tag_byte():
     assert p.SubtractPointers(0x0F00_0000_0000_0010, 0x0A00_0000_0000_0000) == (0x10, 0b0010)
     # bit 55 set: negative 56-bit address
     assert p.SubtractPointers(0x0080_0000_0000_0000, 0)[0] == 0xFF80_0000_0000_0000
+
+
+# --- DC ZVA / DC GVA / DC GZVA traps (HCR_EL2.TDZ, SCTLR_ELx.DZE) ------------------------------
+# HCR_EL2.TDZ traps EL0 and EL1 to EL2 when EL2 is enabled; its Effective value is 0 only when
+# {E2H, TGE} = {1, 1}. At EL0 SCTLR_EL1.DZE = 0 traps first: to EL1, or to EL2 with TGE = 1; in
+# the EL2&0 host it is SCTLR_EL2.DZE.
+TGE, E2H, TDZ, DZE = p.HCR_TGE, p.HCR_E2H, p.HCR_TDZ, p.SCTLR_DZE
+
+
+@pytest.mark.parametrize("el, hcr, el2, sctlr1, sctlr2, target", [
+    (0, 0, False, DZE, 0, None),
+    (0, 0, False, 0, 0, 1),
+    (0, TGE, True, 0, 0, 2),                 # DZE = 0 with TGE: to EL2
+    (0, TDZ, True, DZE, 0, 2),
+    (0, TGE | TDZ, True, DZE, 0, 2),         # {E2H, TGE} = {0, 1}: TDZ still applies
+    (0, E2H | TGE | TDZ, True, DZE, DZE, None),   # the host: TDZ is 0
+    (0, E2H | TGE, True, 0, 0, 2),           # the host: SCTLR_EL2.DZE
+    (0, E2H | TGE, True, 0, DZE, None),
+    (1, TDZ, True, 0, 0, 2),
+    (1, TDZ, False, 0, 0, None),             # no EL2: no TDZ
+    (1, 0, True, 0, 0, None),                # DZE is EL0's control only
+    (2, TDZ, True, 0, 0, None),
+])
+def test_dc_zero_access_trap(el, hcr, el2, sctlr1, sctlr2, target):
+    assert p.DCZeroAccessTrap(el, hcr, el2, sctlr1, sctlr2) == target
+
+
+def test_dc_zva_system_trap_follows_tdz_with_tge():
+    # DC ZVA, X0 at EL0 under {E2H, TGE} = {0, 1} with HCR_EL2.TDZ = 1 and SCTLR_EL1.DZE = 1:
+    # trapped to EL2 (EC 0x18), as DC GZVA is
+    from aarch64mte.semantics.systraps import system_trap
+    t = system_trap(0xD50B7420, 0, TGE | TDZ, DZE, True)
+    assert t is not None and t.target_el == 2 and t.ec == 0x18
+    assert system_trap(0xD50B7420, 0, E2H | TGE | TDZ, DZE, True, DZE) is None
