@@ -224,7 +224,7 @@ def _before(p: dict) -> str:
     return f"{p['tag']:#x}, set by {_by(p)}"
 
 
-def writer_rows(data: dict, tag=None) -> list:
+def writer_rows(data: dict) -> list:
     """The summary table's rows for ``tag_writers``: [(label, text)]."""
     w = data.get("writer")
     if w is None:
@@ -452,7 +452,7 @@ def print_summary(data: dict, program: str = "", console=None) -> None:
             t.add_row("tags", f"logical {tf['logical_tag']:x} (pointer bits 59:56) vs "
                               f"allocation {tf['allocation_tag']:x} (memory)")
             if "writer" in tf:
-                for label, text in writer_rows(tf, tf["allocation_tag"]):
+                for label, text in writer_rows(tf):
                     t.add_row(label, Text(text))
         con.print(t)
         if tf and tf.get("granules"):

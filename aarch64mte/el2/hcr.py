@@ -59,8 +59,3 @@ def parse_assignments(items: Iterable[str]) -> Dict[str, int]:
             raise InputError(f"--hcr {item!r}: {text.strip()!r} is not a number") from None
     with_fields(0, out)                      # ranges
     return out
-
-
-def describe(value: int) -> str:
-    """'RW VM ATA' -- the set one-bit fields of an HCR_EL2 value."""
-    return " ".join(n for n, (lo, w) in FIELDS.items() if (value >> lo) & ((1 << w) - 1))

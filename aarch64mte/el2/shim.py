@@ -150,7 +150,7 @@ class Shim:
 
     def _write_tables(self) -> None:
         m = self.m
-        self.writer.build(self.stage2, bool(self.hcr_value >> 46 & 1))
+        self.writer.build(self.stage2, bool(hcr_fields.field_value(self.hcr_value, "FWB")))
         m.set_sysreg("VTTBR_EL2", self.writer.vttbr)
         m.set_sysreg("VTCR_EL2", VTCR)
         m.mmu.invalidate()                      # what TLBI VMALLS12E1 does

@@ -66,10 +66,6 @@ class Outcome:
     tags: bytes                             # the page's tags at the end
     lost: List[Lost] = field(default_factory=list)
 
-    @property
-    def loses_tags(self) -> bool:
-        return bool(self.lost)
-
 
 @dataclass
 class RaceReport:

@@ -49,18 +49,14 @@ class SwapDevice:
     def __init__(self) -> None:
         self.slots: Dict[int, SwapSlot] = {}
         self._next = 1
-        self.outs = 0
-        self.ins = 0
 
     def write(self, data: bytes, tags: Optional[bytes]) -> int:
         entry = self._next
         self._next += 1
         self.slots[entry] = SwapSlot(bytes(data), tags)
-        self.outs += 1
         return entry
 
     def read(self, entry: int) -> SwapSlot:
-        self.ins += 1
         return self.slots[entry]
 
     def free(self, entry: int) -> None:
