@@ -32,7 +32,8 @@ def _bare(name: str):
         return getattr(uclib, name)
 
 
-class _CpReg(ctypes.Structure):
+class CpReg(ctypes.Structure):
+    """uc_arm64_cp_reg."""
     _fields_ = [("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
                 ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
 
@@ -52,7 +53,7 @@ class Engine:
         self.handle = uc._uch
         self._u64 = ctypes.c_uint64()
         self._pu64 = ctypes.byref(self._u64)
-        self._cp = _CpReg()
+        self._cp = CpReg()
         self._pcp = ctypes.byref(self._cp)
         self._reg_read = _bare("uc_reg_read")
         self._reg_write = _bare("uc_reg_write")

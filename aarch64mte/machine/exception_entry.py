@@ -9,9 +9,10 @@ from typing import List, Optional
 from unicorn import arm64_const as A
 
 from ..semantics import syndrome
-from ..semantics.exception_return import (PSTATE_IL, IllegalExceptionReturn,
+from ..semantics.exception_return import (HCR_TGE, PSTATE_IL, IllegalExceptionReturn,
                                           IllegalReturnPSTATE)
 from . import checks
+from .codescan import ERET_WORDS
 from .exceptions import ExceptionRecord, TagFault, vector_offset
 from .memory import PAGE
 from .registers import TRANSLATION_PSTATE
@@ -19,7 +20,6 @@ from .results import RunResult, _Stop
 from .sysregs import ENCODINGS
 from .translation import FETCH, READ, WRITE, WalkFault
 
-ERET_WORDS = (0xD69F03E0, 0xD69F0BFF, 0xD69F0FFF)     # ERET, ERETAA, ERETAB
 NO_VECTORS = 0                      # reset VBAR_EL1: "no guest vectors: stop and report"
 DC_ZVA_MASK, DC_ZVA = 0xFFFFFFE0, 0xD50B7420
 
@@ -29,7 +29,6 @@ _ESR = {1: A.UC_ARM64_REG_ESR_EL1, 2: A.UC_ARM64_REG_ESR_EL2}
 _FAR = {1: A.UC_ARM64_REG_FAR_EL1, 2: A.UC_ARM64_REG_FAR_EL2}
 _VBAR = {1: A.UC_ARM64_REG_VBAR_EL1, 2: A.UC_ARM64_REG_VBAR_EL2}
 _SPSR = {1: ENCODINGS["SPSR_EL1"], 2: ENCODINGS["SPSR_EL2"]}
-HCR_TGE = 1 << 27
 LOG_LIMIT = 10_000                  # exception records kept (the oldest go first)
 
 
@@ -218,9 +217,9 @@ class ExceptionUnit:
             self.monitor.clear()
         self.counters.exception_returns += 1
         self.mte.tco = (spsr >> 25) & 1
-        self.regs.switch_pstate(eng.rd(A.UC_ARM64_REG_PSTATE), spsr & 0xFFFF_FFFF & ~(1 << 25))
+        self.regs.switch_pstate(eng.rd(A.UC_ARM64_REG_PSTATE), spsr & 0xFFFF_FFFF & ~(1 << 25),
+                                tco_changed=True)           # one invalidation, whatever changed
         eng.set_pc(elr)
-        self.mmu.invalidate()
 
     def _fault_address(self, pc: int, vaddr: int, el: int) -> int:
         """FAR of a data abort: the address the instruction accessed (with its tag), not the

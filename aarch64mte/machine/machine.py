@@ -116,7 +116,7 @@ class Machine:
         if el2 is not None:
             mmu.stage2 = Stage2(self._read_descriptor, lambda name: eng.cp_read(*ENCODINGS[name]))
         self.regs = regs = RegisterFile(eng, self.mte, mmu.invalidate, self._id_values(), mmu)
-        self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.counters, self.mte, lib)
+        self.tagunit = TagUnit(eng, core, self.ram, mmu, events, self.mte, lib)
         self.tags = self.tagunit.tags
         self.provenance = Provenance(core, self.ram, self.tags, history) if provenance else None
         self.exc = ExceptionUnit(eng, regs, mmu, events, self.counters, self.mte)

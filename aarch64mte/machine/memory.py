@@ -21,7 +21,6 @@ UART_SIZE = 0x1000
 
 ALIAS_SHIFT = 40
 ALIAS_FLAG = 1 << 44
-ALIAS_MASK = (1 << ALIAS_SHIFT) - 1   # PA bits below the tag field
 PAGE_BITS = 10                        # Unicorn's target page (1 KiB) for ARM: TLB granularity
 PAGE = 1 << PAGE_BITS
 
@@ -84,16 +83,9 @@ class Ram:
         o = pa - self.base
         self.buf[o:o + len(data)] = data
 
-    def read64(self, pa: int) -> int:
-        return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
-
     def read_descriptor(self, pa: int):
         """A translation table entry at ``pa``, or None where there is no RAM (the walk then
         takes a synchronous external abort)."""
         if pa & 7 or not self.base <= pa <= self.end - 8:
             return None
         return struct.unpack_from("<Q", self.buf, pa - self.base)[0]
-
-    def zero(self, pa: int, n: int) -> None:
-        o = pa - self.base
-        self.buf[o:o + n] = bytes(n)

@@ -28,8 +28,9 @@ from ..semantics import faults
 from . import checks, native, regime_state
 from .memory import PAGE, UART_BASE, UART_SIZE
 
-HCR_VM, HCR_DC, HCR_DCT = 1 << 0, 1 << 12, 1 << 57
+HCR_DCT = 1 << 57
 HCR_MASK = (1 << 59) - 1
+from .stage2 import HCR_DC, HCR_VM
 from .sysregs import ENCODINGS
 from ..semantics.pseudocode import TranslationRegime
 from .translation import (FETCH, PROT_W, PROT_X, READ, WRITE, Regime, Stage1, Translation, WalkFault,
@@ -69,7 +70,7 @@ class Mmu:
         self.page_mapper = None
         self.watch_filter = None
         self.on_code_page = None
-        self.nta_checked = lambda va, el, r: False   # the tag unit: could va be tag checked
+        self.nta_checked = lambda va, el: False   # the tag unit: could va be tag checked
         self.nta_pass = False               # one unchecked access to NoTagAccess memory
         self.code_pages = set()             # PA pages code was fetched from (the scanner's)
         self.code_write_pass = False        # one instruction may write to them
@@ -104,7 +105,7 @@ class Mmu:
                            cp(*ENCODINGS["TTBR0_EL1"]), cp(*ENCODINGS["TTBR1_EL1"]),
                            cp(*ENCODINGS["MAIR_EL1"]), "EL10")
                 if self.stage2 is not None and hcr & (HCR_VM | HCR_DC):
-                    r.stage2 = self.stage2.for_regime(r, hcr)
+                    r.stage2 = self.stage2.for_regime(hcr)
                 if self.stage2 is not None and hcr & HCR_DC:
                     # stage 1 treated as off, its output Normal WB (Tagged with HCR_EL2.DCT)
                     r.s1_off_attr = 0xF0 if hcr & HCR_DCT else 0xFF
@@ -222,7 +223,7 @@ class Mmu:
             if isinstance(t, WalkFault):
                 events.fill_fault = (vaddr, acc, t, el)
                 return False
-            if t.nta and acc != FETCH and not self.nta_pass and self.nta_checked(vaddr, el, r):
+            if t.nta and acc != FETCH and not self.nta_pass and self.nta_checked(vaddr, el):
                 # a tag-checked access to NoTagAccess memory faults at stage 2 (the run loop
                 # lets an instruction that is not tag checked through: ``nta_pass``)
                 events.fill_fault = (vaddr, acc, WalkFault("permission", t.s2_level, stage=2,

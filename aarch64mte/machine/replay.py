@@ -322,7 +322,7 @@ class Recorder:
             m.mmu.hcr_value = st["hcr"]
         if "monitor" in st:
             vars(m.slowpath.monitor).update(st["monitor"])
-            m.slowpath.pass_pc = m.slowpath.engine_align_pending = None
+            m.slowpath.pass_pc = None
         if "shim" in st:
             m.shim.hcr_value, n = st["shim"]
             del m.shim.exits[n:]

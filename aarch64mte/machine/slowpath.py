@@ -29,7 +29,6 @@ from .codescan import CLREX, is_load_exclusive
 class SlowPath:
     def __init__(self, machine) -> None:
         self.m = machine
-        self.engine_align_pending = None
         self.pass_pc = None             # a checked instruction allowed to run once
         self.monitor = exclusives.Monitor()
 

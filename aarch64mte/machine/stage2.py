@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional, Union
 
-from .translation import FETCH, OA_MASK, PROT_R, PROT_W, PROT_X, READ, WRITE, Translation, \
+from .translation import FETCH, OA_MASK, PROT_R, PROT_W, PROT_X, WRITE, Translation, \
     WalkFault
 
 HCR_VM, HCR_DC, HCR_CD, HCR_FWB = 1 << 0, 1 << 12, 1 << 32, 1 << 46
@@ -100,20 +100,18 @@ class Stage2:
     register. ``for_regime`` returns the translate function of one regime (the registers it
     reads are fixed until the machine's next invalidation)."""
 
-    def __init__(self, read64: Callable[[int], int], sysreg: Callable[[str], int],
-                 mte_perm: bool = True) -> None:
+    def __init__(self, read64: Callable[[int], int], sysreg: Callable[[str], int]) -> None:
         self.read64 = read64
         self.sysreg = sysreg
-        self.mte_perm = mte_perm
 
-    def for_regime(self, s1_regime, hcr: int):
+    def for_regime(self, hcr: int):
         vtcr = self.sysreg("VTCR_EL2")
         vttbr = self.sysreg("VTTBR_EL2")
         params = self._params(vtcr, vttbr)
 
-        def translate(ipa: int, access: str, s1: Optional[Translation],
-                      walk_access: str = READ) -> Union[Translation, WalkFault]:
-            return self.translate(ipa, access, s1, hcr, params, walk_access)
+        def translate(ipa: int, access: str,
+                      s1: Optional[Translation]) -> Union[Translation, WalkFault]:
+            return self.translate(ipa, access, s1, hcr, params)
         return translate
 
     @staticmethod
@@ -123,12 +121,9 @@ class Stage2:
         rejects (AArch64.S2TxSZFaults, S2InvalidSL, S2InconsistentSL, S2Walk)."""
         t0sz = vtcr & 0x3F
         sl0 = (vtcr >> 6) & 3
-        tg0 = (vtcr >> 14) & 3
         ps = min(_PS_BITS[(vtcr >> 16) & 7], PA_BITS)
-        if tg0 != 0:
-            # another granule: this CPU implements 4 KiB only, which a reserved or
-            # unimplemented TG0 selects (AArch64.S2DecodeTG0)
-            pass
+        # TG0 is not read: this CPU implements the 4 KiB granule only, which a reserved or
+        # unimplemented TG0 selects (AArch64.S2DecodeTG0)
         if t0sz < 64 - PA_BITS or t0sz > 39:
             return WalkFault("translation", 0, stage=2)
         iasize = 64 - t0sz
@@ -146,10 +141,11 @@ class Stage2:
             return WalkFault("address_size", 0, stage=2)
         return start, first_bits, base, ps, iasize
 
-    def translate(self, ipa: int, access: str, s1: Optional[Translation], hcr: int, params,
-                  walk_access: str = READ) -> Union[Translation, WalkFault]:
+    def translate(self, ipa: int, access: str, s1: Optional[Translation], hcr: int,
+                  params) -> Union[Translation, WalkFault]:
         """``s1`` is the stage-1 result whose output ``ipa`` is, or None for a stage-1 table
-        address (S1PTW: the walk reads it; a fault reports ``walk_access``'s direction)."""
+        address (S1PTW: the walk reads it; the fault's WnR is the access's, set where the
+        syndrome is made)."""
         s1ptw = s1 is None
 
         def fault(kind: str, level: int) -> WalkFault:
@@ -206,7 +202,7 @@ class Stage2:
         attr, tagged, nta = combine(s1.attr, memattr, hcr, access == FETCH)
         t = Translation(pa, s1.perms & perms, attr, tagged, s1.level, min(s1.size, size))
         t.ipa = ipa
-        t.nta = nta and self.mte_perm
+        t.nta = nta
         t.s2_level = level
         t.stage1 = s1
         t.s2_memattr = memattr

@@ -40,13 +40,12 @@ _LS_CLASSES = frozenset(("load", "store", "load_pair", "store_pair", "simd"))
 FAULT_LOG_LIMIT = 10_000
 
 class TagUnit:
-    def __init__(self, eng, core, ram, mmu, events, counters, mte, lib) -> None:
+    def __init__(self, eng, core, ram, mmu, events, mte, lib) -> None:
         self.eng = eng
         self.core = core
         self.ram = ram
         self.mmu = mmu
         self.events = events
-        self.counters = counters
         self.mte = mte
         self.lib = lib
         self.tags = TagStorage([(ram.base, ram.size)], page_size=PAGE,
@@ -86,7 +85,7 @@ class TagUnit:
         core.py_winfo = self._py_winfo
 
     # --- pages -------------------------------------------------------------------------------
-    def checkable(self, va: int, el: int, r: Regime = None) -> bool:
+    def checkable(self, va: int, el: int) -> bool:
         """Can an access through ``va`` at ``el`` be tag-checked at all (AccessIsTagChecked
         without the per-instruction part: TBI, TCMA, tag access, TCF, PSTATE.TCO)?"""
         if self.mte.tco:
@@ -107,7 +106,7 @@ class TagUnit:
     def engine_page(self, vaddr: int, el: int, r: Regime, t, page: int) -> Optional[int]:
         """The engine page for a RAM page the fill is mapping (plain or a tag alias); None:
         refuse for now, the check hook is added and the access retried."""
-        if not (t.tagged and self.checkable(vaddr, el, r)):
+        if not (t.tagged and self.checkable(vaddr, el)):
             return page
         ltag = (vaddr >> 56) & 0xF
         if self.tags.uniform_tag(page, PAGE) == ltag and self._next_page_ok(vaddr, page, ltag,
@@ -242,7 +241,7 @@ class TagUnit:
         ael = 0 if info.unpriv and not ps & PSTATE_UAO else el
         va = checks.effective_address(info, eng.rd)
         r = self.mmu.regime(ael)
-        if not info.checked or not self.checkable(va, ael, r):
+        if not info.checked or not self.checkable(va, ael):
             return
         n = max(info.size, size)
         rmw = info.rmw

@@ -118,10 +118,9 @@ class Stage1:
     def __init__(self, read64: Callable[[int], Optional[int]]) -> None:
         self.read64 = read64                  # None where there is no memory
 
-    def read_table(self, ipa: int, r: Regime, level: int = 0,
-                   access: str = READ) -> Union[int, WalkFault]:
+    def read_table(self, ipa: int, r: Regime, level: int = 0) -> Union[int, WalkFault]:
         if r.stage2 is not None:
-            t = r.stage2(ipa, READ, None, access)
+            t = r.stage2(ipa, READ, None)
             if isinstance(t, WalkFault):
                 return t
             ipa = t.pa
@@ -204,7 +203,7 @@ class Stage1:
             shift = 12 + 9 * (3 - level)
             nbits = first_bits if level == 4 - levels else 9
             idx = (va >> shift) & ((1 << nbits) - 1)
-            desc = self.read_table(table + idx * 8, r, level, access)
+            desc = self.read_table(table + idx * 8, r, level)
             if isinstance(desc, WalkFault):
                 return desc
             if not desc & 1:

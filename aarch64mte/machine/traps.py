@@ -17,6 +17,8 @@ from unicorn import UC_HOOK_INSN, UC_HOOK_INTR
 from unicorn import arm64_const as A
 
 from ..semantics import faults, syndrome, systraps
+from ..semantics.exception_return import PSTATE_IL
+from .adapter import CpReg
 from .board import HLT_SEMIHOST, SemihostExit
 from .mteunit import _DECODED, decoded
 from .results import RunResult, _Stop
@@ -27,14 +29,6 @@ DC_ZVA = (1, 3, 7, 4, 1)
 HCR_EL2 = ENCODINGS["HCR_EL2"]
 SCTLRS = {ENCODINGS[n] for n in ("SCTLR_EL1", "SCTLR_EL2", "SCTLR_EL12")}
 SCTLR_A = 1 << 1
-PSTATE_IL = 1 << 20
-# the engine's exception numbers beyond UNDEFINED (1), SVC (2) and BRK (7)
-class CpReg(ctypes.Structure):
-    """uc_arm64_cp_reg."""
-    _fields_ = [("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
-                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", ctypes.c_uint64)]
-
-
 PY_SYS = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(CpReg))
 
 
@@ -87,18 +81,15 @@ class Traps:
         eng = self.eng
         try:
             if intno == 1:                          # UNDEFINED in Unicorn: MTE comes first
-                # X0-X30, SP, PC, PSTATE in one call, for the semantics (Engine.read_trap_regs)
-                eng._read_batch(eng.handle, eng._trap_ids, eng._trap_ptrs, eng._trap_n)
+                eng.read_trap_regs()                # for the semantics, in one call
                 regs = eng.trap_regs
                 pc = regs[32]
                 el = (regs[33] >> 2) & 3
                 if regs[33] & PSTATE_IL:             # after an illegal exception return
-                    self.exc.take("illegal_state", syndrome.esr(syndrome.EC_ILLEGAL_STATE, 0),
-                                  None, pc, pc)
+                    self.arch_fault(faults.IllegalState(), pc)
                     return
                 if pc & 3:                           # PC alignment fault: FAR = PC
-                    self.exc.take("pc_alignment", syndrome.esr(syndrome.EC_PC_ALIGN, 0), pc,
-                                  pc, pc)
+                    self.arch_fault(faults.PCAlignmentFault(pc), pc)
                     return
                 word = self.mmu.fetch_word(pc, el)
                 hit = _DECODED.get(word)
@@ -293,7 +284,7 @@ class Traps:
         if isinstance(t, WalkFault) or not self.mmu.ram.contains(t.pa, size):
             return                                   # the engine's fill reports the fault
         tu = self.tagunit
-        if t.tagged and tu.checkable(va, el, r):
+        if t.tagged and tu.checkable(va, el):
             ltag = (va >> 56) & 0xF
             tu.tag_checks += 1
             tags = tu.tags
