@@ -18,10 +18,10 @@ import pytest
 
 from aarch64mte.assembler import assemble
 from aarch64mte.machine import Machine
-from conftest import requires_tool, tool
+from conftest import NATIVE_PATHS, requires_tool, tool
 
 ROOT = Path(__file__).resolve().parent.parent
-PATHS = [pytest.param(True, id="native"), pytest.param(False, id="python")]
+PATHS = NATIVE_PATHS
 
 EC_IABT_SAME = 0x21
 EC_ILLEGAL_STATE = 0x0E
