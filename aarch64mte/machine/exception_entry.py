@@ -186,6 +186,14 @@ class ExceptionUnit:
         info = checks.analyse(self.mmu.fetch_word(pc, el))
         return info is not None and info.rmw
 
+    def _returned(self, spsr: int) -> None:
+        """What every exception return does here: the exclusive monitor is cleared, the return
+        counted, and PSTATE.TCO restored from SPSR bit 25."""
+        if self.monitor is not None:
+            self.monitor.clear()
+        self.counters.exception_returns += 1
+        self.mte.tco = (spsr >> 25) & 1
+
     def illegal_return(self) -> None:
         """An illegal exception return (``semantics.exception_return``): PSTATE.EL, SP and nRW
         stay, the other fields come from SPSR, PSTATE.IL is set and PC = ELR; the next
@@ -195,10 +203,7 @@ class ExceptionUnit:
         eng = self.eng
         el = self.regs.el
         spsr = eng.cp_read(*_SPSR[min(el, 2)])
-        if self.monitor is not None:
-            self.monitor.clear()
-        self.counters.exception_returns += 1
-        self.mte.tco = (spsr >> 25) & 1
+        self._returned(spsr)
         new = IllegalReturnPSTATE(spsr, eng.rd(A.UC_ARM64_REG_PSTATE))
         elr = eng.rd(_ELR[min(el, 2)])
         eng.wr(A.UC_ARM64_REG_PSTATE, new)
@@ -213,10 +218,7 @@ class ExceptionUnit:
         el = self.regs.el
         spsr = eng.cp_read(*_SPSR[min(el, 2)])
         elr = eng.rd(_ELR[min(el, 2)])
-        if self.monitor is not None:
-            self.monitor.clear()
-        self.counters.exception_returns += 1
-        self.mte.tco = (spsr >> 25) & 1
+        self._returned(spsr)
         self.regs.switch_pstate(eng.rd(A.UC_ARM64_REG_PSTATE), spsr & 0xFFFF_FFFF & ~(1 << 25),
                                 tco_changed=True)           # one invalidation, whatever changed
         eng.set_pc(elr)
@@ -253,13 +255,10 @@ class ExceptionUnit:
                 self.events.pending = ("insn", addr, "eret-il")
                 self.eng.emu_stop()
                 return
-            if self.monitor is not None:
-                self.monitor.clear()
-            self.counters.exception_returns += 1
-            tco = (spsr >> 25) & 1
+            tco = self.mte.tco
+            self._returned(spsr)
             if tco != self.mte.tco or (spsr ^ self.eng.rd(A.UC_ARM64_REG_PSTATE)) \
                     & TRANSLATION_PSTATE:
-                self.mte.tco = tco
                 self.mmu.invalidate()           # the EL or TCO changes
         except Exception as e:
             self.events.pending = ("error", e)

@@ -39,7 +39,8 @@ class SlowPath:
             self.pass_pc = None
             return
         try:
-            word = m.mmu.fetch_word(addr, m.regs.el)
+            el = m.regs.el
+            word = m.mmu.fetch_word(addr, el)
             if word & 0xFFFFF0FF == CLREX or is_load_exclusive(word):
                 # the engine's exclusive load arms the engine's monitor; an unaligned one
                 # comes back as the engine's Alignment fault and arms this one again
@@ -47,7 +48,7 @@ class SlowPath:
             elif exclusives.needs_python(m, word, self.monitor):
                 m.events.pending = ("insn", addr, "exclusive")
                 m.eng.emu_stop()
-            elif self._alignment_fault(addr) is not None:
+            elif self._alignment_fault(word, el) is not None:
                 m.events.pending = ("insn", addr, "check")
                 m.eng.emu_stop()
         except Exception as e:
@@ -77,9 +78,10 @@ class SlowPath:
         if why == "illegal-return":
             m.exc.illegal_return()
             return faults.IllegalState()       # taken by the instruction at ELR
-        word = m.mmu.fetch_word(pc, m.regs.el)
+        el = m.regs.el
+        word = m.mmu.fetch_word(pc, el)
         if why == "check":
-            f = self._alignment_fault(pc)
+            f = self._alignment_fault(word, el)
             if f is None:
                 self.pass_pc = pc       # the word changed under the hook: let it run
             return f
@@ -96,10 +98,10 @@ class SlowPath:
         va = checks.effective_address(info, m.eng.rd)
         return faults.AlignmentFault(va, info.writes and not info.rmw)
 
-    def _alignment_fault(self, pc: int) -> Optional[faults.AlignmentFault]:
+    def _alignment_fault(self, word: int, el: int) -> Optional[faults.AlignmentFault]:
+        """The Alignment fault the load/store ``word`` at ``el`` takes now, or None."""
         m = self.m
-        el = m.regs.el
-        info = checks.analyse(m.mmu.fetch_word(pc, el))
+        info = checks.analyse(word)
         if info is None or not info.align or info.base is None:
             return None
         sctlr = m.mmu.regime(el).sctlr

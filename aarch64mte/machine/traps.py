@@ -278,7 +278,7 @@ class Traps:
         r = self.mmu.regime(el)
         if el == 0 and not (r.sctlr >> 14) & 1:     # SCTLR_ELx.DZE: the engine traps it
             return
-        size = 4 << (eng.cp_read(*ENCODINGS["DCZID_EL0"]) & 0xF)
+        size = self.core.dczid_bytes                # the DCZID_EL0 block (read-only)
         base = va & ~(size - 1)
         t = self.mmu.translate(base, el, WRITE)
         if isinstance(t, WalkFault) or not self.mmu.ram.contains(t.pa, size):
