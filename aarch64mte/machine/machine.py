@@ -613,10 +613,7 @@ class Machine:
                 core.refuse_fills = 0
                 if step_alone:                   # watched pages are read-only again
                     step_alone = False
-                    self.mmu.nta_pass = False
-                    self.mmu.code_write_pass = False
-                    debugging.watch_pass = False
-                    self.mmu.invalidate()
+                    self._end_passes()
                 pc = eng.pc()
                 ev = events.take()
                 if ev is not None:
@@ -744,12 +741,17 @@ class Machine:
             events.stop_requested = False          # consumed by this run (or left by none)
             core.in_fault = 0
             if debugging.watch_pass or self.mmu.nta_pass or self.mmu.code_write_pass:
-                debugging.watch_pass = False
-                self.mmu.nta_pass = False
-                self.mmu.code_write_pass = False
-                self.mmu.invalidate()
+                self._end_passes()
             counting.publish(self.tagunit, self.mteunit)
         return result
+
+    def _end_passes(self) -> None:
+        """An instruction run alone is done: what it was let through (a watched page, a
+        NoTagAccess page, a write to code) is refused again."""
+        self.debugging.watch_pass = False
+        self.mmu.nta_pass = False
+        self.mmu.code_write_pass = False
+        self.mmu.invalidate()
 
     def _tag_checked_at(self, pc: int) -> bool:
         """Is the load/store at ``pc`` a tag-checked one (DecodeTagChecked: not an SP base
