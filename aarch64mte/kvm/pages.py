@@ -196,17 +196,17 @@ def init_tags_steps(frames: Frames, page: Page, locked: bool, who: str,
                            f"PG_mte_tagged", until=lambda: page.mte_tagged)
             return False
         yield Step(f"{who}: try_page_mte_tagging -> won PG_mte_lock")
-        frames.clear_tags(page)
-        if on_clear is not None:
-            on_clear()
-        yield Step(f"{who}: mte_clear_page_tags")
-        page.mte_tagged = True
-        yield Step(f"{who}: set PG_mte_tagged")
-        return True
+        return (yield from _clear_and_mark(frames, page, who, on_clear))
     tagged = page.mte_tagged
     yield Step(f"{who}: test PG_mte_tagged -> {'set' if tagged else 'clear'}")
     if tagged:
         return False
+    return (yield from _clear_and_mark(frames, page, who, on_clear))
+
+
+def _clear_and_mark(frames, page: Page, who: str, on_clear):
+    """mte_clear_page_tags, then set_page_mte_tagged: what both paths do once they own the
+    page's first initialisation (returns True: this path cleared it)."""
     frames.clear_tags(page)
     if on_clear is not None:
         on_clear()
