@@ -164,3 +164,10 @@ NATIVE_PATHS = [pytest.param(True, id="native",
                              marks=pytest.mark.skipif(not native_built(),
                                                       reason="the native extension is not built")),
                 pytest.param(False, id="python")]
+
+
+def checkout_env(**extra: str) -> dict:
+    """The environment for a subprocess that runs this checkout's aarch64mte (``python -m
+    aarch64mte ...``), whatever else is installed; ``extra`` variables on top."""
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path, **extra}

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from conftest import tool
+from conftest import checkout_env, tool
 
 PROGRAM = r"""
     .text
@@ -71,7 +71,7 @@ def _elf(tmp_path, vtcr):
     s.write_text(PROGRAM.replace("=VTCR", f"={vtcr:#x}"))
     elf = tmp_path / f"vtcr_{vtcr:x}.elf"
     subprocess.run([sys.executable, "-m", "aarch64mte", "asm", str(s), "-o", str(elf)],
-                   check=True, capture_output=True)
+                   check=True, capture_output=True, env=checkout_env())
     return elf
 
 
@@ -80,7 +80,7 @@ def test_nonsensical_vtcr_gives_the_stage2_fault(tmp_path, vtcr, ifsc):
     elf = _elf(tmp_path, vtcr)
     p = subprocess.run([sys.executable, "-m", "aarch64mte", "run", str(elf), "--boot-el", "2",
                         "--profile", "virt", "--max-insns", "1000", "--json"],
-                       capture_output=True, text=True, timeout=120)
+                       capture_output=True, text=True, timeout=120, env=checkout_env())
     data = json.loads(p.stdout)
     assert data["exit"]["reason"] == "semihost-exit"
     regs = data["regs"]

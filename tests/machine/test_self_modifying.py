@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from conftest import checkout_env
+
 ABORTING = 0x4E562DBA        # FP16 three-same: aborts Unicorn 2.1.4's translator; UNDEFINED
 
 PATCH_EXECUTED = f"""
@@ -57,11 +59,9 @@ STORES = {"str": "str w2, [x1]", "stp": "stp w2, w2, [x1]", "stlr": "stlr w2, [x
 def _run(tmp_path, text, native):
     src = tmp_path / "smc.S"
     src.write_text(text)
-    env = {"AARCH64MTE_NATIVE": "1" if native else "0"}
-    import os
     p = subprocess.run([sys.executable, "-m", "aarch64mte", "run", str(src), "--json",
                         "--max-insns", "10000"], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, **env})
+                       env=checkout_env(AARCH64MTE_NATIVE="1" if native else "0"))
     assert p.returncode in (0, 1), p.stderr[-2000:]
     return json.loads(p.stdout)
 
